@@ -1,0 +1,211 @@
+"""The Strata event contract, v1: the single declaration every other schema derives from.
+
+Everything that knows what an event looks like reads this module:
+
+* ``beam_pipelines.validation``  – the validator (rules come from ``FIELDS`` and ``EVENT_TYPES``);
+* ``beam_pipelines.schemas``     – BigQuery, Avro and Arrow schemas of the raw tables;
+* ``strata.docs``                – ``docs/events.md`` (generated, checked in, tested for drift);
+* ``strata.generator``           – the synthetic event generator.
+
+Add a field or an event type here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+
+CONTRACT_VERSION = 1
+PIPELINE_VERSION = "strata-0.1.0"
+
+#: Records larger than this (encoded bytes) are rejected with ``record_too_large``.
+MAX_RECORD_BYTES = 1024 * 1024
+#: ``properties`` / ``context`` may nest at most this many levels (the object itself is level 1).
+MAX_NESTING_LEVELS = 10
+#: Earliest accepted ``event_timestamp`` (inclusive), UTC.
+MIN_EVENT_TIME = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+#: Latest accepted ``event_timestamp`` relative to the receive time.
+MAX_FUTURE_SKEW = dt.timedelta(hours=24)
+#: Money is exact: NUMERIC(38, 9) on BigQuery, DECIMAL(38, 9) in DuckDB/Arrow.
+AMOUNT_PRECISION = 38
+AMOUNT_SCALE = 9
+
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+    """One top-level field of an event, or one column the pipeline adds.
+
+    ``kind`` is the logical type: ``string``, ``enum``, ``timestamp``, ``decimal``, ``integer``,
+    ``json`` (a JSON object, stored as JSON text), ``date``.
+    """
+
+    name: str
+    kind: str
+    description: str
+    required: bool = False
+    max_length: int | None = None
+    pattern: str | None = None
+    choices: tuple[str, ...] | None = None
+    default: object = None
+    #: ``contract`` fields arrive in the event; ``pipeline`` fields are added by Strata.
+    origin: str = "contract"
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("event_id", "string", "Producer-assigned id; the dedupe key downstream.",
+          required=True, max_length=128),
+    Field("event_type", "string", "Snake-case event name, e.g. `purchase`.",
+          required=True, pattern=r"^[a-z][a-z0-9_]{0,63}$"),
+    Field("user_id", "string", "Known user id. At least one of `user_id` / `anonymous_id` is present.",
+          max_length=128),
+    Field("anonymous_id", "string", "Device or cookie id for users not (yet) identified.",
+          max_length=128),
+    Field("session_id", "string", "Producer session id (Strata also derives its own sessions).",
+          max_length=128),
+    Field("event_timestamp", "timestamp",
+          "RFC 3339 string with an offset, or integer epoch milliseconds. Normalised to UTC; "
+          "must lie in [2000-01-01, receive time + 24 h].", required=True),
+    Field("platform", "enum", "Where the event came from.",
+          choices=("web", "ios", "android", "server")),
+    Field("amount", "decimal", "Money amount, >= 0, at most 9 decimal places. Required for "
+          "`purchase` and `refund`."),
+    Field("currency", "string", "ISO 4217 code; required when `amount` is present.",
+          pattern=r"^[A-Z]{3}$"),
+    Field("properties", "json", f"Event-specific JSON object, nesting <= {MAX_NESTING_LEVELS} levels."),
+    Field("context", "json", "Client context JSON object (device, page, campaign ...)."),
+    Field("schema_version", "integer", "Contract version the producer targeted.", default=1),
+    # ---- added by the pipeline -------------------------------------------------------------
+    Field("event_date", "date", "UTC date of `event_timestamp`; the partition column.",
+          origin="pipeline", required=True),
+    Field("received_at", "timestamp", "When Strata received the record (UTC).",
+          origin="pipeline", required=True),
+    Field("ingest_source", "enum", "Which path ingested the record.", origin="pipeline",
+          required=True, choices=("batch", "stream", "api")),
+    Field("source_file", "string", "Input file (batch) or subscription (stream).", origin="pipeline"),
+    Field("source_line", "integer", "1-based line / record number in `source_file`.",
+          origin="pipeline"),
+    Field("message_id", "string", "Pub/Sub message id (stream).", origin="pipeline"),
+    Field("row_key", "string", "Stable hash of (source, position): re-ingesting the same input "
+          "rewrites the same rows instead of adding new ones.", origin="pipeline", required=True),
+    Field("pipeline_version", "string", "Strata version that wrote the row.", origin="pipeline",
+          required=True),
+    Field("extra", "json", "Unknown top-level fields, kept verbatim as a JSON object.",
+          origin="pipeline"),
+)
+
+FIELDS_BY_NAME = {f.name: f for f in FIELDS}
+CONTRACT_FIELDS = tuple(f for f in FIELDS if f.origin == "contract")
+CONTRACT_FIELD_NAMES = frozenset(f.name for f in CONTRACT_FIELDS)
+
+
+@dataclasses.dataclass(frozen=True)
+class EventType:
+    """A known event type. Unknown types matching the pattern are accepted too (open schema)."""
+
+    name: str
+    description: str
+    requires: tuple[str, ...] = ()
+    #: Critical events also flow through the streaming job.
+    critical: bool = False
+    #: ``properties`` keys the generator emits and the dbt layer extracts.
+    properties: tuple[str, ...] = ()
+
+
+EVENT_TYPES: tuple[EventType, ...] = (
+    EventType("page_view", "A page or screen was shown.", properties=("page", "referrer")),
+    EventType("view_item", "A product detail was viewed.", properties=("item_id", "category", "price")),
+    EventType("add_to_cart", "An item was added to the cart.", properties=("item_id", "quantity", "price")),
+    EventType("begin_checkout", "Checkout started.", properties=("cart_value", "item_count")),
+    EventType("purchase", "An order was paid.", requires=("amount", "currency"), critical=True,
+              properties=("order_id", "item_count")),
+    EventType("refund", "An order was (partly) refunded.", requires=("amount", "currency"),
+              critical=True, properties=("order_id", "reason")),
+    EventType("signup", "A user account was created.", critical=True, properties=("plan", "country", "method")),
+    EventType("error", "A client or server error.", critical=True, properties=("code", "message")),
+    EventType("search", "A search was run.", properties=("query", "results")),
+)
+EVENT_TYPES_BY_NAME = {t.name: t for t in EVENT_TYPES}
+CRITICAL_EVENT_TYPES = frozenset(t.name for t in EVENT_TYPES if t.critical)
+
+
+# ---- dead letters ------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class ErrorType:
+    name: str
+    stage: str
+    description: str
+
+
+#: Stable error types. Never rename one: dashboards and replays key on them.
+ERROR_TYPES: tuple[ErrorType, ...] = (
+    ErrorType("invalid_encoding", "decode", "Bytes are not valid UTF-8."),
+    ErrorType("record_too_large", "decode", f"Record is over {MAX_RECORD_BYTES} bytes."),
+    ErrorType("malformed_json", "parse", "Not parseable as JSON."),
+    ErrorType("not_an_object", "parse", "Valid JSON, but not an object."),
+    ErrorType("unreadable_record", "decode", "An Avro/Parquet record could not be converted."),
+    ErrorType("missing_field", "validate", "A required field is absent or null."),
+    ErrorType("missing_identity", "validate", "Neither `user_id` nor `anonymous_id` is present."),
+    ErrorType("invalid_type", "validate", "A field has the wrong JSON type."),
+    ErrorType("field_too_long", "validate", "A string field is over its maximum length."),
+    ErrorType("empty_field", "validate", "A required string field is empty."),
+    ErrorType("invalid_event_type", "validate", "`event_type` does not match ^[a-z][a-z0-9_]{0,63}$."),
+    ErrorType("invalid_timestamp", "validate", "`event_timestamp` is not RFC 3339 with offset or epoch ms."),
+    ErrorType("timestamp_out_of_range", "validate", "`event_timestamp` is before 2000-01-01 or > 24 h ahead."),
+    ErrorType("invalid_platform", "validate", "`platform` is not one of web, ios, android, server."),
+    ErrorType("missing_amount", "validate", "A purchase/refund has no `amount`."),
+    ErrorType("negative_amount", "validate", "`amount` is below zero."),
+    ErrorType("invalid_amount", "validate", "`amount` is not a finite number with <= 9 decimals that fits NUMERIC."),
+    ErrorType("missing_currency", "validate", "`amount` is present without `currency`."),
+    ErrorType("invalid_currency", "validate", "`currency` does not match ^[A-Z]{3}$."),
+    ErrorType("invalid_properties", "validate", "`properties` or `context` is not a JSON object."),
+    ErrorType("nesting_too_deep", "validate", f"`properties`/`context` nest deeper than {MAX_NESTING_LEVELS} levels."),
+    ErrorType("invalid_schema_version", "validate", "`schema_version` is not a positive integer."),
+    ErrorType("bigquery_insert_error", "write", "BigQuery refused the row."),
+    ErrorType("write_failed", "write", "The sink could not write the row."),
+)
+ERROR_TYPES_BY_NAME = {e.name: e for e in ERROR_TYPES}
+STAGES = ("decode", "parse", "validate", "enrich", "write")
+
+#: Dead-letter table columns, modelled on Google's PubSubToBigQuery error table.
+DEAD_LETTER_FIELDS: tuple[Field, ...] = (
+    Field("failed_at", "timestamp", "When the record failed.", required=True, origin="pipeline"),
+    Field("source", "enum", "Which path saw the record.", required=True, origin="pipeline",
+          choices=("batch", "stream", "api", "replay")),
+    Field("stage", "enum", "Pipeline stage that rejected it.", required=True, origin="pipeline",
+          choices=STAGES),
+    Field("error_type", "string", "Stable error type, see the table below.", required=True,
+          origin="pipeline"),
+    Field("error_message", "string", "Human-readable: the field, the rule, what is accepted.",
+          required=True, origin="pipeline"),
+    Field("raw_payload", "bytes", "The exact original bytes.", required=True, origin="pipeline"),
+    Field("attributes", "json", "File and line, or Pub/Sub message attributes.", origin="pipeline"),
+    Field("event_id", "string", "The event id when it could be read.", origin="pipeline"),
+    Field("row_key", "string", "Stable hash of (source, position).", required=True, origin="pipeline"),
+    Field("pipeline_version", "string", "Strata version that wrote the row.", required=True,
+          origin="pipeline"),
+    Field("replay_count", "integer", "How many times this payload was replayed.", required=True,
+          origin="pipeline", default=0),
+)
+
+#: User master rows, from ``signup`` events and optional user files.
+USER_FIELDS: tuple[Field, ...] = (
+    Field("user_id", "string", "User id.", required=True, max_length=128),
+    Field("created_at", "timestamp", "Account creation time (UTC).", required=True),
+    Field("country", "string", "ISO 3166-1 alpha-2 country code.", pattern=r"^[A-Z]{2}$"),
+    Field("plan", "string", "Subscription plan."),
+    Field("traits", "json", "Other user traits."),
+    Field("user_source", "enum", "Where the row came from.", origin="pipeline", required=True,
+          choices=("signup_event", "user_file")),
+    Field("source_file", "string", "Input file.", origin="pipeline"),
+    Field("source_line", "integer", "1-based line in `source_file`.", origin="pipeline"),
+    Field("row_key", "string", "Stable hash of (source, position).", origin="pipeline", required=True),
+    Field("received_at", "timestamp", "When Strata received the record (UTC).", origin="pipeline",
+          required=True),
+    Field("pipeline_version", "string", "Strata version that wrote the row.", origin="pipeline",
+          required=True),
+)
+
+EVENT_TYPE_RE = re.compile(FIELDS_BY_NAME["event_type"].pattern)
+CURRENCY_RE = re.compile(FIELDS_BY_NAME["currency"].pattern)

@@ -1,0 +1,145 @@
+"""The embedded local warehouse: a Parquet lake registered in one DuckDB file.
+
+Layout under ``$STRATA_HOME``::
+
+    lake/raw/events/event_date=YYYY-MM-DD/<part>.parquet   accepted events, partitioned by UTC date
+    lake/raw/dead_letters/<part>.parquet                   rejected records with their original bytes
+    lake/raw/users/<part>.parquet                          user master rows
+    lake/raw/<table>/_schema.parquet                       zero-row file so an empty table still reads
+    warehouse.duckdb                                       schemas raw (views over the lake),
+                                                           staging, curated, mart (built by dbt)
+
+Why this shape:
+
+* Loads never open ``warehouse.duckdb``: they only add Parquet files, each written to a
+  temporary name and renamed into place, so a reader sees a whole file or none, and readers can
+  query while a load runs.
+* Part names are derived from the input (file and line range), so re-ingesting the same input
+  replaces the same parts: reruns are idempotent.
+* ``raw.*`` are views, so a new part is visible to the next query with no registration step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pathlib
+import re
+import tempfile
+import uuid
+from typing import Iterator
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from beam_pipelines import schemas
+from strata import settings
+
+SCHEMAS = ("raw", "staging", "curated", "mart")
+_PART_RE = re.compile(r"^[A-Za-z0-9_.=-]+$")
+
+
+def table_dir(table: str, lake: pathlib.Path | None = None) -> pathlib.Path:
+    if table not in schemas.RAW_TABLES:
+        raise ValueError(f"unknown raw table {table!r}; expected one of {sorted(schemas.RAW_TABLES)}")
+    return (lake or settings.lake_dir()) / "raw" / table
+
+
+def write_part(table: str, part: str, rows: pa.Table, partition: str | None = None,
+               lake: pathlib.Path | None = None) -> pathlib.Path:
+    """Atomically write (or replace) one Parquet part of a raw table.
+
+    ``part`` must be a stable name derived from the input; ``partition`` is a hive directory
+    such as ``event_date=2026-01-31``.
+    """
+    if not _PART_RE.match(part) or (partition and not _PART_RE.match(partition)):
+        raise ValueError(f"part/partition names must match {_PART_RE.pattern}: {part!r} {partition!r}")
+    directory = table_dir(table, lake)
+    if partition:
+        directory = directory / partition
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / f"{part}.parquet"
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".parquet", dir=directory)
+    os.close(fd)
+    try:
+        pq.write_table(rows.cast(schemas.arrow_schema(table)), tmp, compression="zstd")
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return target
+
+
+def _glob(table: str, lake: pathlib.Path) -> str:
+    return str(table_dir(table, lake) / "**" / "*.parquet")
+
+
+def init(db_path: pathlib.Path | None = None, lake: pathlib.Path | None = None) -> pathlib.Path:
+    """Create the lake directories and the DuckDB file with its schemas and ``raw`` views.
+
+    Cheap and idempotent: when the views already exist the file is only opened read-only, so
+    ``init`` never takes the write lock away from a running reader.
+    """
+    db_path = db_path or settings.warehouse_path()
+    lake = lake or settings.lake_dir()
+    for table in schemas.RAW_TABLES:
+        directory = table_dir(table, lake)
+        directory.mkdir(parents=True, exist_ok=True)
+        marker = directory / "_schema.parquet"
+        if not marker.exists():
+            write_part(table, "_schema", schemas.arrow_schema(table).empty_table(), lake=lake)
+    if db_path.exists() and _has_views(db_path):
+        return db_path
+    con = duckdb.connect(str(db_path))
+    try:
+        for schema in SCHEMAS:
+            con.execute(f"create schema if not exists {schema}")
+        for table in schemas.RAW_TABLES:
+            # The glob is ours (no user input); hive_partitioning is off because every part also
+            # stores its partition column, which keeps types exact (DATE, not VARCHAR).
+            con.execute(
+                f"create or replace view raw.{table} as select * from read_parquet("
+                f"'{_glob(table, lake)}', hive_partitioning = false, union_by_name = true)"
+            )
+    finally:
+        con.close()
+    return db_path
+
+
+def _has_views(db_path: pathlib.Path) -> bool:
+    try:
+        con = duckdb.connect(str(db_path), read_only=True)
+    except duckdb.Error:
+        return False
+    try:
+        found = {r[0] for r in con.execute(
+            "select table_name from information_schema.tables where table_schema = 'raw'").fetchall()}
+        return set(schemas.RAW_TABLES) <= found
+    finally:
+        con.close()
+
+
+@contextlib.contextmanager
+def connect(read_only: bool = True, db_path: pathlib.Path | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    db_path = db_path or settings.warehouse_path()
+    if not db_path.exists():
+        init(db_path)
+    con = duckdb.connect(str(db_path), read_only=read_only)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def query(sql: str, params: list | None = None) -> tuple[list[str], list[tuple]]:
+    """Run read-only SQL against the local warehouse; return (column names, rows)."""
+    with connect(read_only=True) as con:
+        cur = con.execute(sql, params or [])
+        columns = [d[0] for d in cur.description] if cur.description else []
+        return columns, cur.fetchall()
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:12]
