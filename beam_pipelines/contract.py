@@ -162,6 +162,9 @@ ERROR_TYPES: tuple[ErrorType, ...] = (
     ErrorType("invalid_properties", "validate", "`properties` or `context` is not a JSON object."),
     ErrorType("nesting_too_deep", "validate", f"`properties`/`context` nest deeper than {MAX_NESTING_LEVELS} levels."),
     ErrorType("invalid_schema_version", "validate", "`schema_version` is not a positive integer."),
+    ErrorType("invalid_country", "validate", "A user's `country` is not two upper-case letters."),
+    ErrorType("unexpected_error", "validate", "A bug: the record raised an unexpected exception (see stacktrace)."),
+    ErrorType("enrich_failed", "enrich", "The record passed validation but could not be converted to a raw row."),
     ErrorType("bigquery_insert_error", "write", "BigQuery refused the row."),
     ErrorType("write_failed", "write", "The sink could not write the row."),
 )

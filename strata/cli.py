@@ -28,7 +28,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "ingest":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.beam_args = extra  # `ingest` passes unknown --flags through to Beam (e.g. Dataflow's)
     return int(args.func(args) or 0)
 
 

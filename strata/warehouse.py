@@ -63,7 +63,7 @@ def write_part(table: str, part: str, rows: pa.Table, partition: str | None = No
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".parquet", dir=directory)
     os.close(fd)
     try:
-        pq.write_table(rows.cast(schemas.arrow_schema(table)), tmp, compression="zstd")
+        pq.write_table(rows.cast(schemas.arrow_schema(table)), tmp, compression="snappy")
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -1,0 +1,1 @@
+"""Strata's Apache Beam pipelines: one codebase for the batch and streaming ingest jobs."""
