@@ -148,3 +148,18 @@ def run(argv: list[str], *, runner: str = "local", workers: int = 1, progress: b
     result = p.run()
     result.wait_until_finish()
     return summarize(result, time.perf_counter() - started)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Flex Template / ``python -m`` entry point: Beam-style flags, runner from ``--runner``."""
+    import sys
+
+    logging.getLogger().setLevel(logging.INFO)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    runner = PipelineOptions(argv).view_as(StandardOptions).runner or "DataflowRunner"
+    summary = run(argv, runner=runner)
+    log.info("ingest summary: %s", summary.as_json())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

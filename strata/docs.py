@@ -1,0 +1,80 @@
+"""Render ``docs/events.md`` from the event contract (``beam_pipelines/contract.py``).
+
+The file is generated and committed; ``tests/test_docs.py`` fails when it drifts.
+Regenerate with ``strata docs`` (or ``make docs``).
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+from beam_pipelines import contract as c
+from beam_pipelines import schemas
+
+DOC_PATH = pathlib.Path(__file__).resolve().parent.parent / "docs" / "events.md"
+
+
+def _rule(f: c.Field) -> str:
+    parts = []
+    if f.max_length:
+        parts.append(f"≤ {f.max_length} chars")
+    if f.pattern:
+        parts.append(f"`{f.pattern}`")
+    if f.choices:
+        parts.append("one of " + ", ".join(f"`{x}`" for x in f.choices))
+    if f.default is not None:
+        parts.append(f"default `{f.default}`")
+    return "; ".join(parts)
+
+
+def _table(fields, bq_table: str) -> list[str]:
+    bq = {x["name"]: x["type"] for x in schemas.bigquery_schema(bq_table)["fields"]}
+    arrow = schemas.arrow_schema(bq_table)
+    lines = ["| field | required | BigQuery | Arrow | rule | description |", "|---|---|---|---|---|---|"]
+    for f in fields:
+        lines.append(f"| `{f.name}` | {'yes' if f.required else ''} | {bq[f.name]} | "
+                     f"{arrow.field(f.name).type} | {_rule(f)} | {f.description} |")
+    return lines
+
+
+def render() -> str:
+    out = [
+        f"# Strata event contract v{c.CONTRACT_VERSION}",
+        "",
+        "_Generated from `beam_pipelines/contract.py` by `strata docs`; do not edit by hand._",
+        "",
+        "An event is one JSON object: an NDJSON line, an Avro record, a Parquet row or Pub/Sub",
+        "message data. Unknown top-level fields are kept in `extra`. A record over "
+        f"{c.MAX_RECORD_BYTES:,} bytes is rejected; `properties`/`context` may nest at most "
+        f"{c.MAX_NESTING_LEVELS} levels. `event_timestamp` must lie in [2000-01-01, receive time + 24 h].",
+        "",
+        "## Fields sent by producers",
+        "",
+        *_table([f for f in c.FIELDS if f.origin == "contract"], "events"),
+        "",
+        "## Columns added by the pipeline (`raw.events`)",
+        "",
+        *_table([f for f in c.FIELDS if f.origin == "pipeline"], "events"),
+        "",
+        "## Event types",
+        "",
+        "Any `event_type` matching the pattern is accepted; these are the known ones.",
+        "",
+        "| event type | requires | critical (streamed) | properties | description |",
+        "|---|---|---|---|---|",
+    ]
+    for t in c.EVENT_TYPES:
+        out.append(f"| `{t.name}` | {', '.join(f'`{r}`' for r in t.requires)} | {'yes' if t.critical else ''} | "
+                   f"{', '.join(f'`{p}`' for p in t.properties)} | {t.description} |")
+    out += ["", "## Dead-letter error types", "", "Stable names: never renamed.", "",
+            "| error_type | stage | meaning |", "|---|---|---|"]
+    out += [f"| `{e.name}` | {e.stage} | {e.description} |" for e in c.ERROR_TYPES]
+    out += ["", "## `raw.dead_letters`", "", *_table(c.DEAD_LETTER_FIELDS, "dead_letters"),
+            "", "## `raw.users`", "", *_table(c.USER_FIELDS, "users"), ""]
+    return "\n".join(out)
+
+
+def write(path: pathlib.Path = DOC_PATH) -> pathlib.Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render(), encoding="utf-8")
+    return path

@@ -1,0 +1,175 @@
+"""The batch job's steps: DoFns without a pipeline, composites in a TestPipeline."""
+
+from __future__ import annotations
+
+import datetime as dt
+import pathlib
+
+import apache_beam as beam
+import orjson
+import pyarrow as pa
+import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from beam_pipelines import reading, schemas
+from beam_pipelines.reading import Chunk, FileRange, PlanRangesFn, ReadRangeFn, source_key
+from beam_pipelines.transforms import (DEAD_LETTERS, DeadLetterBatch, EnrichEvents, EnrichFn, ParseEvents, ParseFn,
+                                       ParsedChunk, RowsPart, ValidateEvents, ValidateFn, ValidChunk)
+
+NOW_US = int(dt.datetime.now(dt.timezone.utc).timestamp()) * 1_000_000
+
+
+def line(**fields) -> bytes:
+    base = {"event_id": "e-1", "event_type": "page_view", "user_id": "u-1", "event_timestamp": "2026-06-15T10:00:00Z"}
+    base.update(fields)
+    return orjson.dumps(base)
+
+
+def chunk(records: list, fmt: str = "ndjson", kind: str = "events") -> Chunk:
+    return Chunk("/data/in.jsonl", source_key("/data/in.jsonl"), 0, kind, fmt,
+                 list(range(1, len(records) + 1)), records, NOW_US)
+
+
+def split(outputs):
+    main = [o for o in outputs if not isinstance(o, beam.pvalue.TaggedOutput)]
+    dead = [o.value for o in outputs if isinstance(o, beam.pvalue.TaggedOutput) and o.tag == DEAD_LETTERS]
+    return main, dead
+
+
+# ---- reading ------------------------------------------------------------------------------------
+
+def _read_file(path: pathlib.Path, range_bytes: int) -> list[tuple[int, bytes]]:
+    ranges = list(PlanRangesFn(range_bytes=range_bytes).process(str(path)))
+    out = []
+    reader = ReadRangeFn()
+    for r in ranges:
+        for ch in reader.process(r):
+            out.extend(zip(ch.positions, ch.records))
+    return out
+
+
+def test_ranges_keep_file_line_numbers_blank_lines_and_crlf(tmp_path):
+    path = tmp_path / "in.jsonl"
+    lines = [line(event_id=f"e-{i}") for i in range(1, 41)]
+    body = b""
+    for i, ln in enumerate(lines, 1):
+        body += ln + (b"\r\n" if i % 3 == 0 else b"\n")
+        if i % 7 == 0:
+            body += b"   \n"  # a blank line still counts as a line
+    path.write_bytes(body + lines[0])  # last line without a line break
+    expected, number = [], 0
+    for i, ln in enumerate(lines, 1):
+        number += 1
+        expected.append((number, ln))
+        if i % 7 == 0:
+            number += 1
+    expected.append((number + 1, lines[0]))
+    for range_bytes in (50, 333, 10_000):  # many ranges, some ranges, one range
+        assert _read_file(path, range_bytes) == expected
+
+
+def test_ranges_split_only_at_line_breaks(tmp_path):
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b"\n".join(line(event_id=f"e-{i}") for i in range(100)) + b"\n")
+    ranges = list(PlanRangesFn(range_bytes=500).process(str(path)))
+    assert len(ranges) > 5
+    data = path.read_bytes()
+    for r in ranges:
+        assert data[r.end - 1:r.end] == b"\n"
+        assert data[:r.start].count(b"\n") + 1 == r.first_line
+
+
+def test_unknown_extension_is_refused_before_launch():
+    with pytest.raises(ValueError, match="--input_format"):
+        reading.detect_format("events.csv")
+    assert reading.detect_format("x/events.jsonl.gz") == "ndjson"
+    assert reading.detect_format("x/e.avro") == "avro"
+
+
+def test_glob_matching_nothing_is_an_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="matched no files"):
+        reading.expand_inputs([str(tmp_path / "*.jsonl")])
+
+
+# ---- ParseFn / ValidateFn / EnrichFn without a pipeline -----------------------------------------
+
+def test_parse_sends_undecodable_records_to_dead_letters_with_original_bytes():
+    raws = [line(), b"{broken", b"[1,2]", b'{"a":"\xff"}']
+    (parsed,), dead = split(list(ParseFn().process(chunk(raws))))
+    assert parsed.positions == [1] and parsed.objects[0]["event_id"] == "e-1"
+    (batch,) = dead
+    assert [(r["error_type"], r["raw_payload"], r["stage"]) for r in batch.rows] == [
+        ("malformed_json", b"{broken", "parse"), ("not_an_object", b"[1,2]", "parse"),
+        ("invalid_encoding", b'{"a":"\xff"}', "decode")]
+    attrs = orjson.loads(batch.rows[0]["attributes"])
+    assert attrs == {"source_file": "/data/in.jsonl", "source_line": 2, "format": "ndjson"}
+
+
+def test_validate_routes_each_rule_breach_and_keeps_the_rest():
+    raws = [line(), line(event_id="e-2", event_type="purchase"), line(event_id="e-3", platform="tv")]
+    (parsed,), _ = split(list(ParseFn().process(chunk(raws))))
+    (valid,), dead = split(list(ValidateFn().process(parsed)))
+    assert [e.event_id for e in valid.records] == ["e-1"]
+    assert [(r["error_type"], r["event_id"], r["raw_payload"]) for r in dead[0].rows] == [
+        ("missing_amount", "e-2", raws[1]), ("invalid_platform", "e-3", raws[2])]
+
+
+def test_a_validator_bug_dead_letters_instead_of_crashing(monkeypatch):
+    from beam_pipelines import transforms
+
+    def boom(obj, received_us):
+        raise KeyError("bug")
+
+    monkeypatch.setattr(transforms, "validate", boom)
+    (parsed,), _ = split(list(ParseFn().process(chunk([line()]))))
+    (valid,), dead = split(list(ValidateFn().process(parsed)))
+    assert valid.records == [] and dead[0].rows[0]["error_type"] == "unexpected_error"
+    assert "KeyError" in orjson.loads(dead[0].rows[0]["attributes"])["stacktrace"]
+
+
+def test_enrich_builds_raw_rows_and_signup_users():
+    raws = [line(event_timestamp="2026-06-14T23:30:00-08:00", amount=3.5, currency="USD", event_type="purchase",
+                 utm="x"),
+            line(event_id="e-2", event_type="signup", properties={"plan": "pro", "country": "FR"})]
+    (parsed,), _ = split(list(ParseFn().process(chunk(raws))))
+    (valid,), _ = split(list(ValidateFn().process(parsed)))
+    outputs = list(EnrichFn().process(valid))
+    (events,) = [o for o in outputs if isinstance(o, RowsPart)]
+    users = [o.value for o in outputs if isinstance(o, beam.pvalue.TaggedOutput) and o.tag == "users"]
+    assert events.rows.schema == schemas.arrow_schema("events")
+    rows = events.rows.to_pylist()
+    assert rows[0]["event_date"] == dt.date(2026, 6, 15)  # UTC date, not the producer's local date
+    assert str(rows[0]["amount"]) == "3.500000000" and orjson.loads(rows[0]["extra"]) == {"utm": "x"}
+    assert rows[0]["row_key"] == f"{source_key('/data/in.jsonl')}-1" and rows[0]["source_line"] == 1
+    assert rows[0]["ingest_source"] == "batch" and rows[0]["pipeline_version"]
+    (user_part,) = users
+    assert user_part.rows.to_pylist()[0]["plan"] == "pro" and user_part.rows.to_pylist()[0]["country"] == "FR"
+
+
+def test_typed_records_from_avro_or_parquet_are_parsed():
+    record = {"event_id": "e-1", "event_type": "page_view", "user_id": "u", "anonymous_id": None,
+              "event_timestamp": "2026-06-15T10:00:00Z", "properties": '{"page": "/"}', "amount": None}
+    (parsed,), dead = split(list(ParseFn().process(chunk([record], fmt="avro"))))
+    assert not dead and parsed.objects[0]["properties"] == {"page": "/"} and "anonymous_id" not in parsed.objects[0]
+
+
+# ---- composites in a TestPipeline ----------------------------------------------------------------
+
+def _pipeline():
+    return TestPipeline(runner=FnApiRunner(), options=PipelineOptions([]))
+
+
+def test_composites_conserve_every_record():
+    raws = [line(event_id=f"e-{i}") for i in range(10)] + [b"nope", line(event_id="x", platform="tv")]
+    with _pipeline() as p:
+        parsed = p | beam.Create([chunk(raws)]) | "ParseEvents" >> ParseEvents()
+        valid = parsed.parsed | "ValidateEvents" >> ValidateEvents()
+        enriched = valid.valid | "EnrichEvents" >> EnrichEvents()
+        accepted = enriched.events | "CountRows" >> beam.Map(lambda part: part.rows.num_rows)
+        dead = ((parsed.dead_letters, valid.dead_letters, enriched.dead_letters) | beam.Flatten()
+                | beam.FlatMap(lambda b: [(r["error_type"], r["row_key"].rsplit("-", 1)[1]) for r in b.rows]))
+        assert_that(accepted, equal_to([10]), label="Accepted")
+        assert_that(dead, equal_to([("malformed_json", "11"), ("invalid_platform", "12")]), label="Dead")
