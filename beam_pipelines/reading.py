@@ -118,6 +118,20 @@ class PlanRangesFn(beam.DoFn):
                 index += 1
 
 
+def _chunked(numbered: Iterator[tuple[int, object]]) -> Iterator[tuple[list[int], list]]:
+    """(position, record) pairs → (positions, records) lists of up to ``CHUNK_RECORDS``."""
+    positions: list[int] = []
+    records: list = []
+    for position, record in numbered:
+        positions.append(position)
+        records.append(record)
+        if len(records) == CHUNK_RECORDS:
+            yield positions, records
+            positions, records = [], []
+    if records:
+        yield positions, records
+
+
 class ReadRangeFn(beam.DoFn):
     """:class:`FileRange` → :class:`Chunk` s. Blank NDJSON lines are skipped (and counted)."""
 
@@ -153,38 +167,26 @@ class ReadRangeFn(beam.DoFn):
         lines = data.split(b"\n")
         if lines and not lines[-1]:
             lines.pop()  # the range ends with a line break
-        positions: list[int] = []
-        records: list[bytes] = []
         blank = 0
-        for number, line in enumerate(lines, file_range.first_line):
-            if line.endswith(b"\r"):
-                line = line[:-1]  # Windows line endings
-            if not line.strip():
-                blank += 1
-                continue
-            positions.append(number)
-            records.append(line)
-            if len(records) == CHUNK_RECORDS:
-                yield positions, records
-                positions, records = [], []
-        if records:
-            yield positions, records
+
+        def records():
+            nonlocal blank
+            for number, line in enumerate(lines, file_range.first_line):
+                if line.endswith(b"\r"):
+                    line = line[:-1]  # Windows line endings
+                if line.strip():
+                    yield number, line
+                else:
+                    blank += 1
+
+        yield from _chunked(records())
         self.blank_lines.inc(blank)
 
     def _avro(self, file_range: FileRange):
         import fastavro
 
-        positions: list[int] = []
-        records: list[dict] = []
         with FileSystems.open(file_range.path) as f:
-            for number, record in enumerate(fastavro.reader(f), 1):
-                positions.append(number)
-                records.append(record)
-                if len(records) == CHUNK_RECORDS:
-                    yield positions, records
-                    positions, records = [], []
-        if records:
-            yield positions, records
+            yield from _chunked(enumerate(fastavro.reader(f), 1))
 
     def _parquet(self, file_range: FileRange):
         import pyarrow.parquet as pq
