@@ -17,7 +17,13 @@ PYTHON ?= $(shell \
     ls "$$(pyenv root)"/versions/3.12*/bin/python3.12 | tail -n 1; \
   elif python3.11 -c 'import sys' >/dev/null 2>&1; then command -v python3.11; fi)
 
-.PHONY: venv demo test test-fast bench docs clean help
+BQEMU_VENV ?= .venv-bqemulator
+# The BigQuery stand-in for the dbt conformance test, when it has been built (`make bqemulator`).
+ifneq ($(wildcard $(BQEMU_VENV)/.installed),)
+export STRATA_BQEMULATOR_PYTHON ?= $(CURDIR)/$(BQEMU_VENV)/bin/python
+endif
+
+.PHONY: venv demo test test-fast bench docs clean help bqemulator
 help:
 	@echo "make demo   - generate events, ingest them into the local warehouse, print where to look"
 	@echo "make test   - run the whole test suite (slow end-to-end tests included)"
@@ -37,6 +43,14 @@ $(VENV)/.installed: requirements.txt setup.py
 	else cp requirements.txt $(VENV)/requirements.txt; fi
 	$(BIN)/python -m pip install --quiet -r $(VENV)/requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+bqemulator: $(BQEMU_VENV)/.installed
+
+$(BQEMU_VENV)/.installed: requirements-bqemulator.txt
+	test -x $(BQEMU_VENV)/bin/python || $(PYTHON) -m venv $(BQEMU_VENV)
+	$(BQEMU_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BQEMU_VENV)/bin/python -m pip install --quiet -r requirements-bqemulator.txt
 	touch $@
 
 demo: venv

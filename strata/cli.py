@@ -13,7 +13,7 @@ import sys
 from strata import __version__, settings
 
 #: Command modules, in the order ``strata --help`` lists them.
-COMMANDS = ("generate", "ingest", "query")
+COMMANDS = ("generate", "ingest", "transform", "query", "docs", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
