@@ -37,15 +37,18 @@ def build_pipeline(p: beam.Pipeline, opts: BatchIngestOptions, *, progress: bool
         user_rows = user_valid.valid | "EnrichUsers" >> EnrichEvents("batch")
         dead += [user_parsed.dead_letters, user_valid.dead_letters, user_rows.dead_letters]
         users.append(user_rows.users)
+    if opts.sink == "local":
+        from beam_pipelines.sinks.local import WriteRawLocal
+
+        outputs = {"Events": enriched.events}
+        outputs.update({f"Users{i}": pc for i, pc in enumerate(users)})
+        outputs.update({f"DeadLetters{i}": pc for i, pc in enumerate(dead)})
+        return outputs | "WriteRaw" >> WriteRawLocal(f"{opts.strata_home}/lake")
     tables = {
         "events": enriched.events,
         "users": tuple(users) | "CollectUsers" >> beam.Flatten(),
         "dead_letters": tuple(dead) | "CollectDeadLetters" >> beam.Flatten(),
     }
-    if opts.sink == "local":
-        from beam_pipelines.sinks.local import WriteRawLocal
-
-        return tables | "WriteRaw" >> WriteRawLocal(f"{opts.strata_home}/lake")
     from beam_pipelines import bigquery as bq
     from beam_pipelines.sinks.bigquery import WriteRawBigQuery
 

@@ -298,7 +298,7 @@ class EnrichFn(_StageFn):
 
     def process(self, valid: ValidChunk) -> Iterator:
         chunk = valid.chunk
-        part = chunk.source_key
+        part = f"{chunk.source_key}-{chunk.index:07d}"
         if chunk.kind == USERS:
             yield beam.pvalue.TaggedOutput(USERS, RowsPart("users", f"file-{part}",
                                                             users_table(chunk, valid.positions, valid.records, "user_file")))
