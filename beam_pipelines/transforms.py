@@ -297,6 +297,11 @@ class EnrichFn(_StageFn):
         super().__init__(source)
 
     def process(self, valid: ValidChunk) -> Iterator:
+        with no_gc():
+            outputs = list(self.enrich(valid))
+        yield from outputs
+
+    def enrich(self, valid: ValidChunk) -> Iterator:
         chunk = valid.chunk
         part = f"{chunk.source_key}-{chunk.index:07d}"
         if chunk.kind == USERS:

@@ -76,10 +76,12 @@ def plain_python(files: list[pathlib.Path], home: pathlib.Path) -> int:
         for file_range in reading.PlanRangesFn().process(str(path)):
             for chunk in reader.process(file_range):
                 read += len(chunk.records)
-                with transforms.no_gc():
+                with transforms.no_gc():  # as the Beam steps do, each around its own work
                     parsed, dead_p = parse.parse(chunk)
                     valid, dead_v = validate.validate(parsed)
-                outputs = [getattr(out, "value", out) for out in enrich.process(valid)]
+                    del parsed
+                    outputs = [getattr(out, "value", out) for out in enrich.enrich(valid)]
+                    del valid
                 outputs += [transforms.DeadLetterBatch(chunk.source_key, chunk.index, stage, dead)
                             for stage, dead in (("parse", dead_p), ("validate", dead_v)) if dead]
                 for output in outputs:
