@@ -60,7 +60,8 @@ def write_part(table: str, part: str, rows: pa.Table, partition: str | None = No
         directory = directory / partition
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / f"{part}.parquet"
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".parquet", dir=directory)
+    # The temporary name must not match the readers' `*.parquet` glob.
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".parquet-partial", dir=directory)
     os.close(fd)
     try:
         pq.write_table(rows.cast(schemas.arrow_schema(table)), tmp, compression="snappy")
