@@ -1,12 +1,16 @@
 """``strata demo``: the whole local path on the embedded default, end to end.
 
-generate realistic events → ingest them (Beam, local runner) → build the dbt layers →
-print where to look. Everything lives under ``$STRATA_HOME``; nothing leaves 127.0.0.1.
+generate realistic events → ingest them (Beam, local runner) → build the dbt layers → serve the
+GraphQL API, and print where to look. Everything lives under ``$STRATA_HOME``; nothing leaves
+127.0.0.1. The server runs until Ctrl-C (``--no-wait`` leaves it in the background instead).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import socket
 import sys
 
 
@@ -15,7 +19,41 @@ def register(sub) -> None:
     p.add_argument("--users", type=int, default=2000, help="simulated users (default 2000)")
     p.add_argument("--days", type=int, default=14, help="days of events (default 14)")
     p.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    p.add_argument("--port", type=int, default=8000, help="first port to try for the API (default 8000)")
+    p.add_argument("--no-serve", action="store_true", help="stop after the transform")
+    p.add_argument("--no-wait", action="store_true",
+                   help="leave the API server running in the background and exit")
     p.set_defaults(func=run)
+
+
+def _free_port(first: int) -> int:
+    for port in range(first, first + 20):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) != 0:
+                return port
+    raise RuntimeError(f"no free port in {first}..{first + 19}; pass --port")
+
+
+def _demo_admin() -> str:
+    """(Re)create the demo's admin login with a fresh random password; returns the password."""
+    import secrets
+
+    from django.contrib.auth import get_user_model
+
+    password = secrets.token_urlsafe(12)
+    user, _ = get_user_model().objects.get_or_create(username="admin")
+    user.is_staff = user.is_superuser = True
+    user.set_password(password)
+    user.save()
+    return password
+
+
+def _redis_up() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 def _step(title: str) -> None:
@@ -49,14 +87,43 @@ def run(args) -> int:
         return status
 
     print(f"""
-==> Done. Where to look:
+==> Data is in. Where to look:
     warehouse (DuckDB):   {settings.warehouse_path()}
     Parquet lake:         {settings.lake_dir()}
     generated input:      {data}  (ground_truth.json holds the expected counts)
-    try:
-      strata query "select event_date, count(*) from raw.events group by 1 order by 1"
-      strata query "select error_type, count(*) from raw.dead_letters group by 1 order by 2 desc"
-      strata query "select * from mart.business_metrics order by date"
-    (run them as .venv/bin/strata, with STRATA_HOME={home})""")
+    SQL, with STRATA_HOME={home}:
+      .venv/bin/strata query "select event_date, count(*) from raw.events group by 1 order by 1"
+      .venv/bin/strata query "select error_type, count(*) from raw.dead_letters group by 1 order by 2 desc"
+      .venv/bin/strata query "select * from mart.business_metrics order by date desc limit 7\"
+""", flush=True)
+    if args.no_serve:
+        return 0
+
+    from strata.commands import serve
+
+    truth = json.loads((data / "ground_truth.json").read_text())
+    dates = sorted(d for d, n in truth["dau_by_date"].items() if n)
+    env = {}
+    if "REDIS_URL" not in os.environ and _redis_up():
+        env["REDIS_URL"] = "redis://127.0.0.1:6379/0"
+    _step("Serving the GraphQL API (Django + Graphene under gunicorn)"
+          + (" with the Redis cache on 127.0.0.1:6379" if env or os.environ.get("REDIS_URL") else
+             " with the in-process cache (no Redis found)"))
+    token = serve.create_token("demo")
+    admin_password = _demo_admin()
+    proc, url = serve.start_background("127.0.0.1", _free_port(args.port), env=env)
+    print(serve.demo_instructions(url, token, dates[0], dates[-1]))
+    print(f"Admin:      {url}/admin/  user `admin`, password `{admin_password}` (new each demo run; "
+          "metric definitions live there)")
+    print(f"    server log: {home / 'serve.log'}")
     sys.stdout.flush()
-    return 0
+    if args.no_wait:
+        print(f"\nThe API keeps running in the background (pid {proc.pid}); stop it with: kill {proc.pid}")
+        return 0
+    print("\nThe API is running; press Ctrl-C to stop it.", flush=True)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        proc.wait(10)
+        return 0

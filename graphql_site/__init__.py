@@ -1,0 +1,11 @@
+"""``graphql_site``: the Django project that serves the warehouse marts over GraphQL.
+
+Layout (one job per package):
+
+* ``settings/``   base / local / test / production, all configured from the environment;
+* ``querylayer/`` the only code that writes SQL: SQLAlchemy Core over DuckDB or BigQuery;
+* ``analytics/``  the GraphQL fields over the marts (one ``Query`` mixin);
+* ``metrics/``    ``MetricDefinition`` (admin-managed metrics) and the ``metric`` / ``userBehavior`` fields;
+* ``tokens/``     API tokens (hashed), bearer authentication and the per-token rate limit;
+* ``gateway/``    the HTTP endpoint: caching, depth/complexity limits, extensions, ``/healthz``.
+"""

@@ -1,0 +1,6 @@
+"""Tests: like local, with fast password hashing. ``DATABASE_URL`` selects PostgreSQL (CI)."""
+
+from .local import *  # noqa: F401,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STRATA_TOKEN_CACHE_S = 0

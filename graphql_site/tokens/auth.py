@@ -1,0 +1,66 @@
+"""Bearer-token authentication for the GraphQL endpoint.
+
+Looks a token up by its hash. A worker remembers lookups for ``STRATA_TOKEN_CACHE_S`` seconds
+so a hot endpoint does not hit the database on every request; deactivating a token therefore
+takes effect within that time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+
+from django.conf import settings
+
+from .models import ApiToken, hash_token
+
+
+@dataclasses.dataclass(frozen=True)
+class Principal:
+    token_id: int
+    name: str
+    rate_limit_per_minute: int
+
+
+class AuthError(Exception):
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+_cache: dict[str, tuple[float, Principal | None]] = {}
+_lock = threading.Lock()
+
+
+def _bearer(header: str | None) -> str:
+    if not header:
+        raise AuthError("missing Authorization header: send `Authorization: Bearer <token>`")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthError("Authorization header must be `Bearer <token>`")
+    return token.strip()
+
+
+def authenticate(header: str | None) -> Principal:
+    token = _bearer(header)
+    digest = hash_token(token)
+    now = time.monotonic()
+    ttl = settings.STRATA_TOKEN_CACHE_S
+    hit = _cache.get(digest)
+    if hit is not None and hit[0] > now:
+        principal = hit[1]
+    else:
+        row = ApiToken.objects.filter(key_hash=digest, is_active=True).only(
+            "id", "name", "rate_limit_per_minute").first()
+        principal = None if row is None else Principal(
+            row.id, row.name, settings.STRATA_RATE_LIMIT_PER_MINUTE
+            if row.rate_limit_per_minute is None else row.rate_limit_per_minute)
+        if ttl > 0:
+            with _lock:
+                if len(_cache) > 10_000:
+                    _cache.clear()
+                _cache[digest] = (now + ttl, principal)
+    if principal is None:
+        raise AuthError("invalid or inactive API token")
+    return principal

@@ -1,0 +1,200 @@
+"""``strata serve [--host 127.0.0.1] [--port 8000]``: the GraphQL API under gunicorn.
+
+Applies Django's migrations first, then replaces this process with gunicorn serving
+``graphql_site.wsgi`` (the same command runs in the Cloud Run container, with
+``DJANGO_SETTINGS_MODULE=graphql_site.settings.production``).
+
+For ``make demo`` and the benchmark, :func:`start_background` starts the server as a child
+process and waits for ``/healthz``; :func:`create_token` issues an API token in-process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+DEFAULT_SETTINGS = "graphql_site.settings.local"
+
+
+def register(sub) -> None:
+    p = sub.add_parser("serve", help="serve the GraphQL API (gunicorn)",
+                       description="Apply migrations, then serve GraphQL at /graphql (POST JSON "
+                       "{query, variables}; GraphiQL for browsers locally), /healthz and /admin/.")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")),
+                   help="port (default $PORT, else 8000; Cloud Run sets PORT)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="gunicorn worker processes (default: CPU count, at least 2)")
+    p.add_argument("--threads", type=int, default=4, help="threads per worker (default 4)")
+    p.add_argument("--worker-class", default="gthread", choices=("gthread", "sync"),
+                   help="gunicorn worker class (default gthread: keep-alive connections)")
+    p.add_argument("--access-log", action="store_true", help="log every request to stdout")
+    p.set_defaults(func=run)
+
+
+def _environ() -> dict:
+    """The environment the site runs with: local settings unless told otherwise, and the
+    repository importable (``graphql_site`` is not an installed package)."""
+    from strata import settings
+
+    env = dict(os.environ)
+    if env.get("STRATA_WAREHOUSE", "duckdb") != "bigquery":
+        env.update(settings.OFFLINE_ENV)
+    env.setdefault("DJANGO_SETTINGS_MODULE", DEFAULT_SETTINGS)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    return env
+
+
+def setup_django() -> None:
+    """Configure Django in this process (idempotent) and apply migrations."""
+    os.environ.update({k: v for k, v in _environ().items() if k in ("DJANGO_SETTINGS_MODULE",)})
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    if os.environ.get("STRATA_WAREHOUSE", "duckdb") != "bigquery":
+        from strata import settings
+
+        settings.use_offline_env()
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", interactive=False, verbosity=0)
+
+
+def create_token(name: str, rate_limit_per_minute: int | None = None) -> str:
+    """Issue an API token named ``name`` (replacing an earlier token of that name) and return it.
+
+    Used by ``make demo``; the token is only ever shown by the caller.
+    """
+    setup_django()
+    from graphql_site.tokens.models import ApiToken
+
+    ApiToken.objects.filter(name=name).delete()
+    _row, token = ApiToken.issue(name, rate_limit_per_minute)
+    return token
+
+
+def _clean_reader_links() -> None:
+    """Hard links earlier server processes left to pin warehouse versions (see querylayer.engine)."""
+    from strata import settings
+
+    shutil.rmtree(settings.home() / ".api-readers", ignore_errors=True)
+
+
+def gunicorn_argv(host: str, port: int, workers: int | None = None, threads: int = 4,
+                  access_log: bool = False, worker_class: str = "gthread") -> list[str]:
+    workers = workers or max(2, os.cpu_count() or 2)
+    argv = [sys.executable, "-m", "gunicorn", "graphql_site.wsgi:application",
+            "--bind", f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+            "--workers", str(workers), "--worker-class", worker_class, "--threads", str(threads),
+            "--chdir", str(REPO), "--timeout", "60", "--graceful-timeout", "10",
+            # Import Django once in the master: workers fork ready (and together), sharing memory.
+            # Safe because nothing opens a connection at import time (all are lazy).
+            "--preload", "--worker-tmp-dir", "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir(),
+            "--log-level", "warning", "--error-logfile", "-"]
+    if access_log:
+        argv += ["--access-logfile", "-"]
+    return argv
+
+
+def run(args) -> int:
+    setup_django()
+    _clean_reader_links()
+    argv = gunicorn_argv(args.host, args.port, args.workers, args.threads, args.access_log, args.worker_class)
+    print(f"strata serve: GraphQL on http://{args.host}:{args.port}/graphql "
+          f"(health: /healthz, admin: /admin/)", file=sys.stderr, flush=True)
+    os.execve(argv[0], argv, _environ())
+    return 0  # pragma: no cover
+
+
+def wait_healthy(url: str, timeout_s: float = 30.0, proc: subprocess.Popen | None = None) -> dict:
+    """Poll ``<url>/healthz`` until it answers 200; returns its JSON."""
+    deadline = time.monotonic() + timeout_s
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"the server exited with status {proc.returncode} before it was healthy")
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
+                return json.loads(response.read())
+        except Exception as exc:  # noqa: BLE001 - not up yet
+            last = exc
+            time.sleep(0.2)
+    raise TimeoutError(f"{url}/healthz did not answer within {timeout_s} s: {last}")
+
+
+def _port_in_use(host: str, port: int) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def start_background(host: str = "127.0.0.1", port: int = 8000, *, log_path: pathlib.Path | None = None,
+                     workers: int | None = None, threads: int = 4, env: dict | None = None,
+                     timeout_s: float = 60.0, worker_class: str = "gthread") -> tuple[subprocess.Popen, str]:
+    """Start ``strata serve`` as a child process, wait until healthy; returns (process, base URL).
+
+    Stop it with ``proc.terminate(); proc.wait()``. Output goes to ``log_path`` (default
+    ``$STRATA_HOME/serve.log``).
+    """
+    from strata import settings
+
+    log_path = log_path or settings.home() / "serve.log"
+    if _port_in_use(host, port):
+        raise RuntimeError(f"{host}:{port} is already in use; pick another --port")
+    argv = [sys.executable, "-m", "strata", "serve", "--host", host, "--port", str(port),
+            "--threads", str(threads), "--worker-class", worker_class]
+    if workers:
+        argv += ["--workers", str(workers)]
+    log = open(log_path, "ab")
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env={**_environ(), **(env or {})},
+                            cwd=str(REPO), start_new_session=True)
+    log.close()
+    url = f"http://{host}:{port}"
+    try:
+        wait_healthy(url, timeout_s, proc)
+    except Exception:
+        proc.terminate()
+        proc.wait(10)
+        raise
+    return proc, url
+
+
+def demo_instructions(url: str, token: str, start: str, end: str) -> str:
+    """What ``make demo`` prints once the server is up: GraphiQL, the token, three queries.
+
+    ``start``/``end`` are ISO dates inside the generated data.
+    """
+    queries = [
+        f'{{ dailyActiveUsers(date: "{end}") {{ date activeUsers }} }}',
+        f'{{ revenueMetrics(dateRange: {{start: "{start}", end: "{end}"}}) {{ totalRevenue orders '
+        f'payingUsers averageOrderValue daily {{ date revenue orders }} }} }}',
+        f'{{ conversionFunnel(dateRange: {{start: "{start}", end: "{end}"}}) '
+        f'{{ steps {{ name users conversionRate }} }} }}',
+    ]
+    body = json.dumps({"query": queries[0]})
+    lines = [
+        f"GraphiQL:   {url}/graphql   (open in a browser; in its Headers tab put",
+        f'            {{"Authorization": "Bearer {token}"}})',
+        f"API token:  {token}   (shown once; make another with "
+        "`python graphql_site/manage.py create_api_token NAME`)",
+        f"Health:     {url}/healthz",
+        "Example queries:",
+        *[f"  {q}" for q in queries],
+        "From a shell:",
+        f"  curl -s {url}/graphql -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\",
+        f"       -d '{body}'",
+    ]
+    return "\n".join(lines)
