@@ -23,12 +23,12 @@ ifneq ($(wildcard $(BQEMU_VENV)/.installed),)
 export STRATA_BQEMULATOR_PYTHON ?= $(CURDIR)/$(BQEMU_VENV)/bin/python
 endif
 
-.PHONY: venv demo test test-fast bench docs clean help bqemulator
+.PHONY: venv demo test test-fast bench bench-transform bench-api docs clean help bqemulator
 help:
-	@echo "make demo   - generate events, ingest them into the local warehouse, print where to look"
+	@echo "make demo   - generate events, ingest, build the dbt layers, serve the API, print where to look"
 	@echo "make test   - run the whole test suite (slow end-to-end tests included)"
 	@echo "make test-fast - skip tests marked slow"
-	@echo "make bench  - run the benchmarks under bench/"
+	@echo "make bench  - the ingest benchmark (bench-transform, bench-api: the dbt and API ones)"
 
 venv: $(VENV)/.installed
 
@@ -64,6 +64,12 @@ test-fast: venv
 
 bench: venv
 	$(BIN)/python bench/ingest_batch.py
+
+bench-transform: venv
+	$(BIN)/python bench/transform.py
+
+bench-api: venv
+	$(BIN)/python bench/api.py --prepare
 
 docs: venv
 	$(BIN)/python -m strata docs
