@@ -33,3 +33,4 @@ final as (
 )
 
 select * from final
+{{ strata.cluster_order(['event_type', 'event_date', 'user_id']) }}
