@@ -159,6 +159,8 @@ def main(argv: list[str] | None = None) -> None:
 
     logging.getLogger().setLevel(logging.INFO)
     argv = list(sys.argv[1:] if argv is None else argv)
+    if not any(a.startswith("--sink") for a in argv):
+        argv.append("--sink=bigquery")  # the template's only sink; local runs use `strata ingest batch`
     runner = PipelineOptions(argv).view_as(StandardOptions).runner or "DataflowRunner"
     summary = run(argv, runner=runner)
     log.info("ingest summary: %s", summary.as_json())
