@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import sys
 
@@ -46,6 +47,10 @@ def _demo_admin() -> str:
     user.set_password(password)
     user.save()
     return password
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _redis_up() -> bool:
@@ -121,6 +126,8 @@ def run(args) -> int:
         print(f"\nThe API keeps running in the background (pid {proc.pid}); stop it with: kill {proc.pid}")
         return 0
     print("\nThe API is running; press Ctrl-C to stop it.", flush=True)
+    # The server runs in its own session, so stop it ourselves on Ctrl-C *and* on SIGTERM.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         return proc.wait()
     except KeyboardInterrupt:
