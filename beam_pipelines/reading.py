@@ -30,6 +30,7 @@ RANGE_BYTES = 32 * 1024 * 1024
 # chunk (``<source-hash>-<chunk index>``): that is what makes a rerun replace its own parts.
 # Changing either one means a rerun of *old* input writes new part names next to the old ones.
 _COMPRESSED = (".gz", ".bz2", ".zst", ".deflate")
+_BOM = b"\xef\xbb\xbf"
 
 _EXTENSIONS = {
     ".jsonl": "ndjson", ".ndjson": "ndjson", ".json": "ndjson",
@@ -167,6 +168,8 @@ class ReadRangeFn(beam.DoFn):
             else:
                 f.seek(file_range.start)
                 data = f.read(file_range.end - file_range.start)
+        if file_range.start == 0 and data.startswith(_BOM):
+            data = data[len(_BOM):]  # a UTF-8 byte-order mark (Windows editors) is not data
         lines = data.split(b"\n")
         if lines and not lines[-1]:
             lines.pop()  # the range ends with a line break

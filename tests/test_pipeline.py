@@ -71,6 +71,18 @@ def test_ranges_keep_file_line_numbers_blank_lines_and_crlf(tmp_path):
         assert _read_file(path, range_bytes) == expected
 
 
+def test_gzip_and_byte_order_mark_are_read(tmp_path):
+    import gzip
+
+    body = b"\xef\xbb\xbf" + line(event_id="e-1") + b"\r\n\n" + line(event_id="e-2") + b"\n"
+    (tmp_path / "bom.jsonl").write_bytes(body)
+    with gzip.open(tmp_path / "bom.jsonl.gz", "wb") as f:
+        f.write(body)
+    expected = [(1, line(event_id="e-1")), (3, line(event_id="e-2"))]
+    assert _read_file(tmp_path / "bom.jsonl", 10_000) == expected
+    assert _read_file(tmp_path / "bom.jsonl.gz", 10_000) == expected
+
+
 def test_ranges_split_only_at_line_breaks(tmp_path):
     path = tmp_path / "in.jsonl"
     path.write_bytes(b"\n".join(line(event_id=f"e-{i}") for i in range(100)) + b"\n")
