@@ -250,7 +250,7 @@ def events_table(chunk: Chunk, positions: list[int], events: list[Event], ingest
         "event_date": pc.cast(ts, pa.date32()), "received_at": received,
         "ingest_source": [ingest_source] * n, "source_file": [chunk.source] * n,
         "source_line": positions, "message_id": [None] * n,
-        "row_key": [f"{chunk.source_key}-{p}" for p in positions],
+        "row_key": [row_key(chunk, p) for p in positions],
         "pipeline_version": [c.PIPELINE_VERSION] * n, "extra": col["extra"],
     }
     schema = schemas.arrow_schema("events")
@@ -268,7 +268,7 @@ def users_table(chunk: Chunk, positions: list[int], users: list[UserRecord], ori
         "created_at": pa.array(col["created_us"], pa.int64()).cast(pa.timestamp("us", tz="UTC")),
         "country": col["country"], "plan": col["plan"], "traits": col["traits"],
         "user_source": [origin] * n, "source_file": [chunk.source] * n, "source_line": positions,
-        "row_key": [f"{chunk.source_key}-{p}" for p in positions],
+        "row_key": [row_key(chunk, p) for p in positions],
         "received_at": pa.array([chunk.received_us] * n, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
         "pipeline_version": [c.PIPELINE_VERSION] * n,
     }

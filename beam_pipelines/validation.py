@@ -71,10 +71,6 @@ class Event(NamedTuple):
     schema_version: int
     extra: bytes | None  # JSON text (UTF-8) of unknown top-level fields
 
-    @property
-    def event_date_days(self) -> int:
-        return self.event_ts_us // _US_PER_DAY
-
 
 def to_epoch_us(moment: dt.datetime) -> int:
     delta = moment - _EPOCH

@@ -26,7 +26,6 @@ import os
 import pathlib
 import re
 import tempfile
-import uuid
 from typing import Iterator
 
 import duckdb
@@ -140,7 +139,3 @@ def query(sql: str, params: list | None = None) -> tuple[list[str], list[tuple]]
         cur = con.execute(sql, params or [])
         columns = [d[0] for d in cur.description] if cur.description else []
         return columns, cur.fetchall()
-
-
-def new_run_id() -> str:
-    return uuid.uuid4().hex[:12]
