@@ -17,7 +17,7 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions,
 
 from beam_pipelines.options import BatchIngestOptions, validate_batch_options
 from beam_pipelines.reading import ReadRecordChunks
-from beam_pipelines.transforms import EnrichEvents, ParseEvents, ValidateEvents
+from beam_pipelines.transforms import EnrichEvents, EnrichUsers, ParseEvents, ValidateEvents, ValidateUsers
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +32,10 @@ def build_pipeline(p: beam.Pipeline, opts: BatchIngestOptions, *, progress: bool
     users = [enriched.users]
     if opts.users_input:
         user_chunks = p | "ReadUsers" >> ReadRecordChunks(opts.users_input, "users", "ndjson")
-        user_parsed = user_chunks | "ParseUsers" >> ParseEvents("batch")
-        user_valid = user_parsed.parsed | "ValidateUsers" >> ValidateEvents("batch")
-        user_rows = user_valid.valid | "EnrichUsers" >> EnrichEvents("batch")
-        dead += [user_parsed.dead_letters, user_valid.dead_letters, user_rows.dead_letters]
-        users.append(user_rows.users)
+        user_parsed = user_chunks | "ParseUsers" >> ParseEvents("batch", kind="users")
+        user_valid = user_parsed.parsed | "ValidateUsers" >> ValidateUsers("batch")
+        users.append(user_valid.valid | "EnrichUsers" >> EnrichUsers("batch"))
+        dead += [user_parsed.dead_letters, user_valid.dead_letters]
     if opts.sink == "local":
         from beam_pipelines.sinks.local import WriteRawLocal
 

@@ -26,8 +26,8 @@ from apache_beam.io.gcp.bigquery_tools import RetryStrategy
 from apache_beam.metrics import Metrics
 from google.cloud import bigquery
 
-from beam_pipelines import contract as c
-from beam_pipelines import schemas
+from strata_core import contract as c
+from strata_core import schemas
 from beam_pipelines.deadletters import dead_letter
 
 #: Counters: ``strata/bigquery_refused`` (rows turned into write dead letters; ``batch.summarize``

@@ -6,7 +6,7 @@ import datetime as dt
 
 import orjson
 
-from beam_pipelines import contract as c
+from strata_core import contract as c
 
 
 def dead_letter(*, error_type: str, error_message: str, raw_payload: bytes, source: str,

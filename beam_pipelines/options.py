@@ -10,6 +10,9 @@ INPUT_FORMATS = ("auto", "ndjson", "avro", "parquet")
 SINKS = ("local", "bigquery")
 _DATASET_RE = re.compile(r"^[A-Za-z0-9_]{1,1024}$")
 _PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+#: Pub/Sub resource names (https://cloud.google.com/pubsub/docs/pubsub-basics#resource_names).
+SUBSCRIPTION_RE = re.compile(r"^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/subscriptions/[A-Za-z][-A-Za-z0-9._~%+]{2,254}$")
+TOPIC_RE = re.compile(r"^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/topics/[A-Za-z][-A-Za-z0-9._~%+]{2,254}$")
 
 
 class BatchIngestOptions(PipelineOptions):
@@ -50,3 +53,30 @@ def validate_batch_options(opts: BatchIngestOptions) -> None:
                              "http://127.0.0.1:9050 (production uses the real BigQuery endpoint)")
         if not _DATASET_RE.match(opts.bq_dataset or ""):
             raise ValueError(f"--bq_dataset {opts.bq_dataset!r} must be letters, digits and underscores")
+
+
+class StreamIngestOptions(PipelineOptions):
+    """Options of the streaming job (``strata ingest stream`` and the ``ingest_stream`` Flex Template).
+
+    The sink options mean what they mean for the batch job (``BatchIngestOptions``).
+    """
+
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        parser.add_argument("--subscription", default=None,
+                            help="Pub/Sub subscription to read, projects/PROJECT/subscriptions/NAME.")
+        parser.add_argument("--dead_letter_topic", default=None,
+                            help="Optional Pub/Sub topic (projects/PROJECT/topics/NAME) that also receives "
+                                 "every dead letter, with its original bytes and attributes.")
+        parser.add_argument("--sink", default="local", choices=SINKS,
+                            help="local: Parquet lake + DuckDB under --strata_home; bigquery: raw dataset.")
+        parser.add_argument("--strata_home", default=None, help="Local sink: absolute path of $STRATA_HOME.")
+        parser.add_argument("--bq_project", default=None, help="BigQuery sink: project id.")
+        parser.add_argument("--bq_dataset", default="raw", help="BigQuery sink: dataset of the raw tables.")
+        parser.add_argument("--bq_endpoint", default=None,
+                            help="BigQuery sink: a loopback endpoint of a fake or emulator (tests only).")
+        parser.add_argument("--window_sec", type=int, default=60,
+                            help="Per-minute counts: event-time window length in seconds (default 60).")
+        parser.add_argument("--allowed_lateness_sec", type=int, default=3600,
+                            help="Per-minute counts: how late an event may arrive and still be counted "
+                                 "in its window, in seconds (default 3600). Late events always reach raw.")

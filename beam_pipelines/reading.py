@@ -1,7 +1,7 @@
 """Reading input files into chunks of records.
 
 Per-element overhead dominates Beam's local runners (see BENCHMARKS.md), so the batch job moves
-*chunks* of up to ``CHUNK_RECORDS`` records between steps, not single records.
+batches (*chunks*) of up to ``CHUNK_RECORDS`` records between steps, not single records.
 
 Work is spread in two steps: ``PlanRanges`` cuts each NDJSON file into byte ranges that end on a
 line break (counting lines on the way, so every record keeps its file line number), the small
@@ -12,8 +12,6 @@ whole, as one range.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import sys
 import time
 from typing import Iterator, NamedTuple
@@ -21,6 +19,8 @@ from typing import Iterator, NamedTuple
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
+
+from beam_pipelines.records import FileOrigin, RecordBatch, source_key
 
 #: Records per chunk handed from step to step (an NDJSON range usually fits in one chunk).
 CHUNK_RECORDS = 100_000
@@ -36,28 +36,6 @@ _EXTENSIONS = {
     ".jsonl": "ndjson", ".ndjson": "ndjson", ".json": "ndjson",
     ".avro": "avro", ".parquet": "parquet", ".pq": "parquet",
 }
-
-
-class Chunk(NamedTuple):
-    """Up to ``CHUNK_RECORDS`` records of one input file.
-
-    ``records`` hold the exact bytes of NDJSON lines (line ending removed), or dicts for Avro and
-    Parquet rows. ``positions`` are the 1-based line (NDJSON) or record (Avro, Parquet) numbers.
-    """
-
-    source: str
-    source_key: str
-    index: int  # chunk number within the file (range * 10_000 + chunk within range)
-    kind: str  # "events" or "users"
-    fmt: str
-    positions: list[int]
-    records: list
-    received_us: int
-
-
-def source_key(path: str) -> str:
-    """Short stable id of an input path, used in part names and ``row_key``."""
-    return hashlib.sha1(path.encode("utf-8")).hexdigest()[:16]
 
 
 def detect_format(path: str, requested: str = "auto") -> str:
@@ -137,7 +115,10 @@ def _chunked(numbered: Iterator[tuple[int, object]]) -> Iterator[tuple[list[int]
 
 
 class ReadRangeFn(beam.DoFn):
-    """:class:`FileRange` → :class:`Chunk` s. Blank NDJSON lines are skipped (and counted)."""
+    """:class:`FileRange` → :class:`RecordBatch` es. Blank NDJSON lines are skipped (and counted).
+
+    ``kind`` (``events`` or ``users``) only names the counters.
+    """
 
     def __init__(self, kind: str = "events", progress: bool = False):
         self.kind = kind
@@ -147,15 +128,16 @@ class ReadRangeFn(beam.DoFn):
         self._total = 0
         self._started = None
 
-    def process(self, file_range: FileRange) -> Iterator[Chunk]:
+    def process(self, file_range: FileRange) -> Iterator[RecordBatch]:
         reader = {"ndjson": self._ndjson, "avro": self._avro, "parquet": self._parquet}[file_range.fmt]
-        key = source_key(file_range.path)
+        origin = FileOrigin(file_range.path, file_range.fmt, source_key(file_range.path))
         if self._started is None:
             self._started = time.monotonic()
         for sub, (positions, records) in enumerate(reader(file_range)):
             self.read.inc(len(records))
-            yield Chunk(file_range.path, key, file_range.index * 10_000 + sub, self.kind, file_range.fmt,
-                        positions, records, time.time_ns() // 1000)
+            # Chunk number within the file: range * 10_000 + chunk within the range.
+            batch_id = f"{origin.key}-{file_range.index * 10_000 + sub:07d}"
+            yield RecordBatch(origin, batch_id, positions, records, time.time_ns() // 1000)
             if self.progress:
                 self._total += len(records)
                 rate = self._total / max(time.monotonic() - self._started, 1e-9)
@@ -206,7 +188,7 @@ class ReadRangeFn(beam.DoFn):
 
 
 class ReadRecordChunks(beam.PTransform):
-    """Globs (local or ``gs://``) → :class:`Chunk` s of records, spread across workers."""
+    """Globs (local or ``gs://``) → :class:`RecordBatch` es of records, spread across workers."""
 
     def __init__(self, patterns: list[str], kind: str = "events", input_format: str = "auto",
                  progress: bool = False):
@@ -226,4 +208,4 @@ class ReadRecordChunks(beam.PTransform):
                 | "ListFiles" >> beam.Create(files)
                 | "PlanRanges" >> beam.ParDo(PlanRangesFn(self.input_format)).with_output_types(FileRange)
                 | "SpreadRanges" >> beam.Reshuffle()
-                | "ReadRanges" >> beam.ParDo(ReadRangeFn(self.kind, self.progress)).with_output_types(Chunk))
+                | "ReadRanges" >> beam.ParDo(ReadRangeFn(self.kind, self.progress)).with_output_types(RecordBatch))

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from beam_pipelines import contract as c
+from strata_core import contract as c
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 _MIN_US = int((c.MIN_EVENT_TIME - _EPOCH).total_seconds()) * 1_000_000

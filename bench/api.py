@@ -250,7 +250,7 @@ def main(argv=None) -> int:
     p.add_argument("--only", choices=sorted(QUERIES), action="append", help="run only these queries")
     args = p.parse_args(argv)
 
-    from strata import settings as strata_settings
+    from strata_core import paths as strata_paths
     from strata.commands import serve
 
     home = args.home.resolve()
@@ -260,7 +260,7 @@ def main(argv=None) -> int:
     if not (home / "warehouse.duckdb").exists():
         print(f"no warehouse in {home}: run with --prepare", file=sys.stderr)
         return 2
-    env = {**os.environ, **strata_settings.OFFLINE_ENV, "STRATA_HOME": str(home),
+    env = {**os.environ, **strata_paths.OFFLINE_ENV, "STRATA_HOME": str(home),
            "PYTHONPATH": str(REPO), "DJANGO_SETTINGS_MODULE": "graphql_site.settings.local"}
     env.pop("DATABASE_URL", None)
     redis = _port_open("127.0.0.1", 6379)

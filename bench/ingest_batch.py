@@ -33,9 +33,9 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from strata import settings  # noqa: E402
+from strata_core import paths  # noqa: E402
 
-settings.use_offline_env()
+paths.use_offline_env()
 
 # Import everything any contender needs before timing, so no contender pays for another's imports.
 import apache_beam  # noqa: E402,F401
@@ -82,7 +82,7 @@ def plain_python(files: list[pathlib.Path], home: pathlib.Path) -> int:
                     del parsed
                     outputs = [getattr(out, "value", out) for out in enrich.enrich(valid)]
                     del valid
-                outputs += [transforms.DeadLetterBatch(chunk.source_key, chunk.index, stage, dead)
+                outputs += [transforms.DeadLetterBatch(chunk.batch_id, stage, dead)
                             for stage, dead in (("parse", dead_p), ("validate", dead_v)) if dead]
                 for output in outputs:
                     list(write.process(output))

@@ -33,8 +33,7 @@ import pyarrow as pa
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
-from beam_pipelines import schemas  # noqa: E402
-from strata import settings  # noqa: E402
+from strata_core import lake, paths, schemas  # noqa: E402
 
 UTC = dt.timezone.utc
 TYPES = np.array(["page_view", "view_item", "add_to_cart", "begin_checkout", "purchase", "refund",
@@ -84,7 +83,7 @@ def write_day(rng, n, day, users, received_at, part):
     from strata import warehouse
 
     table = events_table(rng, n, day, users, received_at, f"{part}-{day:%Y%m%d}")
-    warehouse.write_part("events", part, table, partition=f"event_date={day.isoformat()}")
+    lake.write_part("events", part, table, partition=f"event_date={day.isoformat()}")
     return table.num_rows
 
 
@@ -92,9 +91,9 @@ def high_water() -> dict:
     """max(loaded_at) per model before a build; rows above it afterwards were written by it."""
     import duckdb
 
-    if not settings.warehouse_path().exists():
+    if not paths.warehouse_path().exists():
         return {}
-    con = duckdb.connect(str(settings.warehouse_path()), read_only=True)
+    con = duckdb.connect(str(paths.warehouse_path()), read_only=True)
     try:
         present = {f"{r[0]}.{r[1]}" for r in con.execute(
             "select table_schema, table_name from information_schema.tables").fetchall()}
@@ -107,7 +106,7 @@ def counts(before: dict) -> dict:
     import duckdb
 
     epoch = dt.datetime(1900, 1, 1, tzinfo=UTC)
-    con = duckdb.connect(str(settings.warehouse_path()), read_only=True)
+    con = duckdb.connect(str(paths.warehouse_path()), read_only=True)
     try:
         written = {m: con.execute(f"select count(*) from {m} where loaded_at > ?",
                                   [before.get(m) or epoch]).fetchone()[0] for m in MODELS}
@@ -150,7 +149,7 @@ def main(argv=None) -> int:
 
     home = args.home or pathlib.Path(tempfile.mkdtemp(prefix="strata-bench-transform-"))
     os.environ["STRATA_HOME"] = str(home)
-    settings.use_offline_env()
+    paths.use_offline_env()
     from strata import warehouse
 
     warehouse.init()
@@ -175,7 +174,7 @@ def main(argv=None) -> int:
                           args.users, t3, "batch3-late")
     results.append(timed_build(f"incremental: {late_rows:,} late rows for day {args.days // 2 + 1}"))
     results.append(timed_build("full refresh (same data)", full_refresh=True))
-    size_mb = settings.warehouse_path().stat().st_size / 1e6
+    size_mb = paths.warehouse_path().stat().st_size / 1e6
 
     report = {"events": args.events, "days": args.days, "users": args.users, "home": str(home),
               "warehouse_mb": round(size_mb, 1), "generate_seconds": round(gen_seconds, 1), "results": results}

@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-from strata import __version__, settings
+from strata import __version__
 
 #: Command modules, in the order ``strata --help`` lists them.
 COMMANDS = ("generate", "ingest", "transform", "query", "serve", "docs", "demo")

@@ -1,4 +1,4 @@
-"""Render ``docs/events.md`` from the event contract (``beam_pipelines/contract.py``).
+"""Render ``docs/events.md`` from the event contract (``strata_core/contract.py``).
 
 The file is generated and committed; ``tests/test_docs.py`` fails when it drifts.
 Regenerate with ``strata docs`` (or ``make docs``).
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pathlib
 
-from beam_pipelines import contract as c
-from beam_pipelines import schemas
+from strata_core import contract as c
+from strata_core import schemas
 
 DOC_PATH = pathlib.Path(__file__).resolve().parent.parent / "docs" / "events.md"
 
@@ -41,7 +41,7 @@ def render() -> str:
     out = [
         f"# Strata event contract v{c.CONTRACT_VERSION}",
         "",
-        "_Generated from `beam_pipelines/contract.py` by `strata docs`; do not edit by hand._",
+        "_Generated from `strata_core/contract.py` by `strata docs`; do not edit by hand._",
         "",
         "An event is one JSON object: an NDJSON line, an Avro record, a Parquet row or Pub/Sub",
         "message data. Unknown top-level fields are kept in `extra`. A record over "

@@ -29,7 +29,7 @@ import time
 import uuid
 from typing import Iterable, Iterator
 
-from strata import settings
+from strata_core import paths
 
 PROJECT_DIR = pathlib.Path(__file__).resolve().parent.parent / "transforms_sql"
 TARGETS = ("duckdb", "bigquery")
@@ -42,11 +42,11 @@ class TransformError(RuntimeError):
 
 
 def build_path() -> pathlib.Path:
-    return settings.home() / "warehouse.build.duckdb"
+    return paths.home() / "warehouse.build.duckdb"
 
 
 def data_version_path() -> pathlib.Path:
-    return settings.home() / "data_version"
+    return paths.home() / "data_version"
 
 
 def read_data_version() -> str | None:
@@ -79,7 +79,7 @@ def _write_atomically(path: pathlib.Path, text: str) -> None:
 @contextlib.contextmanager
 def _build_lock() -> Iterator[None]:
     """One build per STRATA_HOME at a time; a second one waits for the first."""
-    lock_path = settings.home() / "transform.lock"
+    lock_path = paths.home() / "transform.lock"
     with open(lock_path, "a+") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
@@ -131,10 +131,10 @@ def invoke_dbt(args: list[str], *, warehouse_file: pathlib.Path | None = None):
     ``target/`` and ``logs/`` go under ``$STRATA_HOME/dbt`` so two homes never share them and
     the project directory stays clean.
     """
-    settings.use_offline_env()
+    paths.use_offline_env()
     from dbt.cli.main import dbtRunner
 
-    dbt_dir = settings.home() / "dbt"
+    dbt_dir = paths.home() / "dbt"
     env = {
         "DBT_TARGET_PATH": str(dbt_dir / "target"),
         "DBT_LOG_PATH": str(dbt_dir / "logs"),
@@ -231,7 +231,7 @@ def run_transform(*, target: str = "duckdb", full_refresh: bool = False,
     if command not in ("build", "run"):
         raise TransformError(f"command {command!r} is not supported; expected build or run")
     started = time.monotonic()
-    settings.use_offline_env()
+    paths.use_offline_env()
     args = dbt_args(command, target=target, full_refresh=full_refresh, select=select)
     with _build_lock():
         if target == "duckdb":

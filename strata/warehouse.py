@@ -22,54 +22,15 @@ Why this shape:
 from __future__ import annotations
 
 import contextlib
-import os
 import pathlib
-import re
-import tempfile
 from typing import Iterator
 
 import duckdb
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from beam_pipelines import schemas
-from strata import settings
+from strata_core import paths, schemas
+from strata_core.lake import table_dir, write_part
 
 SCHEMAS = ("raw", "staging", "curated", "mart")
-_PART_RE = re.compile(r"^[A-Za-z0-9_.=-]+$")
-
-
-def table_dir(table: str, lake: pathlib.Path | None = None) -> pathlib.Path:
-    if table not in schemas.RAW_TABLES:
-        raise ValueError(f"unknown raw table {table!r}; expected one of {sorted(schemas.RAW_TABLES)}")
-    return (lake or settings.lake_dir()) / "raw" / table
-
-
-def write_part(table: str, part: str, rows: pa.Table, partition: str | None = None,
-               lake: pathlib.Path | None = None) -> pathlib.Path:
-    """Atomically write (or replace) one Parquet part of a raw table.
-
-    ``part`` must be a stable name derived from the input; ``partition`` is a hive directory
-    such as ``event_date=2026-01-31``.
-    """
-    if not _PART_RE.match(part) or (partition and not _PART_RE.match(partition)):
-        raise ValueError(f"part/partition names must match {_PART_RE.pattern}: {part!r} {partition!r}")
-    directory = table_dir(table, lake)
-    if partition:
-        directory = directory / partition
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / f"{part}.parquet"
-    # The temporary name must not match the readers' `*.parquet` glob.
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".parquet-partial", dir=directory)
-    os.close(fd)
-    try:
-        pq.write_table(rows.cast(schemas.arrow_schema(table)), tmp, compression="snappy")
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return target
 
 
 def _glob(table: str, lake: pathlib.Path) -> str:
@@ -82,8 +43,8 @@ def init(db_path: pathlib.Path | None = None, lake: pathlib.Path | None = None) 
     Cheap and idempotent: when the views already exist the file is only opened read-only, so
     ``init`` never takes the write lock away from a running reader.
     """
-    db_path = db_path or settings.warehouse_path()
-    lake = lake or settings.lake_dir()
+    db_path = db_path or paths.warehouse_path()
+    lake = lake or paths.lake_dir()
     for table in schemas.RAW_TABLES:
         directory = table_dir(table, lake)
         directory.mkdir(parents=True, exist_ok=True)
@@ -123,7 +84,7 @@ def _has_views(db_path: pathlib.Path) -> bool:
 
 @contextlib.contextmanager
 def connect(read_only: bool = True, db_path: pathlib.Path | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
-    db_path = db_path or settings.warehouse_path()
+    db_path = db_path or paths.warehouse_path()
     if not db_path.exists():
         init(db_path)
     con = duckdb.connect(str(db_path), read_only=read_only)

@@ -10,9 +10,9 @@ import socket
 
 import pytest
 
-from strata import settings
+from strata_core import paths
 
-settings.use_offline_env()
+paths.use_offline_env()
 
 REQUIRE_SERVICES = os.environ.get("STRATA_REQUIRE_SERVICES") == "1"
 

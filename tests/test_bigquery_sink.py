@@ -23,9 +23,9 @@ from apache_beam.testing.util import assert_that, equal_to
 from google.cloud import bigquery as gbq
 
 from beam_pipelines import bigquery as bq
-from beam_pipelines import contract as c
+from strata_core import contract as c
 from beam_pipelines import deadletters
-from beam_pipelines import schemas
+from strata_core import schemas
 from tests.fakes.bigquery_server import FakeBigQuery
 from tests.fakes.network_guard import NonLoopbackConnection, loopback_only
 

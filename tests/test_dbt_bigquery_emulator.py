@@ -29,7 +29,8 @@ import time
 
 import pytest
 
-from strata import settings, transform
+from strata_core import paths
+from strata import transform
 
 pytestmark = pytest.mark.slow
 
@@ -87,12 +88,12 @@ def emulator(tmp_path_factory):
 
 
 def _seed(endpoint: str) -> None:
-    settings.use_offline_env()
+    paths.use_offline_env()
     from google.api_core.client_options import ClientOptions
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import bigquery
 
-    from beam_pipelines import schemas
+    from strata_core import schemas
 
     client = bigquery.Client(project="strata-local", credentials=AnonymousCredentials(),
                              client_options=ClientOptions(api_endpoint=endpoint))

@@ -19,7 +19,7 @@ import time
 import orjson
 import pytest
 
-from beam_pipelines import contract as c
+from strata_core import contract as c
 from beam_pipelines import validation
 from strata.generator import GeneratorConfig, generate
 from strata.generator.bad_records import GENERATED_ERROR_TYPES, NOT_GENERATED, UNTYPED_ONLY

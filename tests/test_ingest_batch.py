@@ -15,7 +15,8 @@ import threading
 import duckdb
 import pytest
 
-from strata import cli, settings, warehouse
+from strata import cli, warehouse
+from strata_core import paths
 from tests.fakes.bigquery_server import FakeBigQuery
 from tests.fakes.gcs import gcs_emulator  # noqa: F401  (pytest fixture)
 
@@ -151,7 +152,7 @@ def test_readers_query_while_a_load_runs(strata_home, ndjson_input, capsys):
     def reader():
         while not done.is_set():
             try:
-                con = duckdb.connect(str(settings.warehouse_path()), read_only=True)
+                con = duckdb.connect(str(paths.warehouse_path()), read_only=True)
                 counts.append(con.execute("select count(*) from raw.events").fetchone()[0])
                 con.close()
             except Exception as exc:  # noqa: BLE001 - any reader error fails the test below

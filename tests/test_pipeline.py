@@ -14,10 +14,12 @@ from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from beam_pipelines import reading, schemas
-from beam_pipelines.reading import Chunk, FileRange, PlanRangesFn, ReadRangeFn, source_key
-from beam_pipelines.transforms import (DEAD_LETTERS, DeadLetterBatch, EnrichEvents, EnrichFn, ParseEvents, ParseFn,
-                                       ParsedChunk, RowsPart, ValidateEvents, ValidateFn, ValidChunk)
+from beam_pipelines import reading
+from strata_core import schemas
+from beam_pipelines.reading import PlanRangesFn, ReadRangeFn
+from beam_pipelines.records import FileOrigin, RecordBatch, source_key
+from beam_pipelines.transforms import (DEAD_LETTERS, EnrichEvents, EnrichFn, ParseEvents, ParseFn, RowsPart,
+                                       ValidateEvents, ValidateFn)
 
 NOW_US = int(dt.datetime.now(dt.timezone.utc).timestamp()) * 1_000_000
 
@@ -28,9 +30,9 @@ def line(**fields) -> bytes:
     return orjson.dumps(base)
 
 
-def chunk(records: list, fmt: str = "ndjson", kind: str = "events") -> Chunk:
-    return Chunk("/data/in.jsonl", source_key("/data/in.jsonl"), 0, kind, fmt,
-                 list(range(1, len(records) + 1)), records, NOW_US)
+def chunk(records: list, fmt: str = "ndjson") -> RecordBatch:
+    origin = FileOrigin("/data/in.jsonl", fmt)
+    return RecordBatch(origin, f"{origin.key}-0000000", list(range(1, len(records) + 1)), records, NOW_US)
 
 
 def split(outputs):
@@ -185,3 +187,53 @@ def test_composites_conserve_every_record():
                 | beam.FlatMap(lambda b: [(r["error_type"], r["row_key"].rsplit("-", 1)[1]) for r in b.rows]))
         assert_that(accepted, equal_to([10]), label="Accepted")
         assert_that(dead, equal_to([("malformed_json", "11"), ("invalid_platform", "12")]), label="Dead")
+
+
+# ---- one set of steps for files and messages -------------------------------------------------------
+
+def _run_steps(batch):
+    (parsed,), dead_p = split(list(ParseFn().process(batch)))
+    (valid,), dead_v = split(list(ValidateFn().process(parsed)))
+    outputs = list(EnrichFn().process(valid))
+    (events,) = [o for o in outputs if isinstance(o, RowsPart)]
+    dead = [r for b in dead_p + dead_v for r in b.rows]
+    return events.rows.to_pylist(), dead
+
+
+def test_messages_and_file_lines_run_through_the_same_steps_with_the_same_dead_letters():
+    from beam_pipelines.records import Message, SubscriptionOrigin
+
+    payloads = [line(event_id="e-1"), b"{broken", line(event_id="e-3", platform="tv"), line(event_id="e-4")]
+    file_rows, file_dead = _run_steps(chunk(payloads))
+    origin = SubscriptionOrigin("projects/strata-local/subscriptions/critical")
+    messages = [Message(f"m-{i}", NOW_US, {"event_type": "page_view", "source": "collector"})
+                for i in range(1, len(payloads) + 1)]
+    msg_rows, msg_dead = _run_steps(RecordBatch(origin, "batch-1", messages, payloads, NOW_US))
+
+    # The same records are accepted and the same ones dead-lettered, with the same types and bytes.
+    assert [r["event_id"] for r in msg_rows] == [r["event_id"] for r in file_rows] == ["e-1", "e-4"]
+    assert ([(d["error_type"], d["stage"], d["raw_payload"]) for d in msg_dead]
+            == [(d["error_type"], d["stage"], d["raw_payload"]) for d in file_dead]
+            == [("malformed_json", "parse", b"{broken"), ("invalid_platform", "validate", payloads[2])])
+    # Only the origin columns differ.
+    assert file_rows[0]["ingest_source"] == "batch" and file_rows[0]["source_line"] == 1
+    assert msg_rows[0]["ingest_source"] == "stream" and msg_rows[0]["message_id"] == "m-1"
+    assert msg_rows[0]["source_line"] is None and msg_rows[0]["source_file"] == origin.subscription
+    assert msg_rows[1]["row_key"] == f"{origin.key}-m-4"
+    attrs = orjson.loads(msg_dead[0]["attributes"])
+    assert attrs == {"subscription": origin.subscription, "message_id": "m-2", "publish_time_us": NOW_US,
+                     "attributes": {"event_type": "page_view", "source": "collector"}}
+    assert msg_dead[0]["row_key"] == f"{origin.key}-m-2"
+
+
+def test_user_files_have_steps_of_their_own():
+    from beam_pipelines.transforms import EnrichUsersFn, ValidateUsersFn
+
+    users = [orjson.dumps({"user_id": "u-1", "created_at": "2026-01-02T03:04:05Z", "country": "DE"}),
+             orjson.dumps({"user_id": "u-2", "created_at": "2026-01-02T03:04:05Z", "country": "Germany"})]
+    (parsed,), _ = split(list(ParseFn(kind="users").process(chunk(users))))
+    (valid,), dead = split(list(ValidateUsersFn().process(parsed)))
+    assert [d["error_type"] for d in dead[0].rows] == ["invalid_country"]
+    (part,) = list(EnrichUsersFn().process(valid))
+    assert part.table == "users" and part.rows.to_pylist()[0]["user_source"] == "user_file"
+    assert part.rows.schema == schemas.arrow_schema("users")

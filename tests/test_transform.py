@@ -30,8 +30,8 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from beam_pipelines import schemas
-from strata import settings, transform, warehouse
+from strata_core import lake, paths, schemas
+from strata import transform, warehouse
 
 UTC = dt.timezone.utc
 DAY0 = dt.date(2026, 3, 1)
@@ -105,12 +105,12 @@ def write_events(rows: list[dict], part: str) -> None:
     for r in rows:
         by_date[r["event_date"]].append(r)
     for day, day_rows in by_date.items():
-        warehouse.write_part("events", part, pa.Table.from_pylist(day_rows, schema=schemas.arrow_schema("events")),
+        lake.write_part("events", part, pa.Table.from_pylist(day_rows, schema=schemas.arrow_schema("events")),
                              partition=f"event_date={day.isoformat()}")
 
 
 def write_users(rows: list[dict], part: str) -> None:
-    warehouse.write_part("users", part, pa.Table.from_pylist(rows, schema=schemas.arrow_schema("users")))
+    lake.write_part("users", part, pa.Table.from_pylist(rows, schema=schemas.arrow_schema("users")))
 
 
 # ---- the independent computation ------------------------------------------------------------
@@ -192,7 +192,7 @@ def expected_business_metrics(raw_rows: list[dict], user_rows: list[dict]) -> di
 # ---- reading the warehouse ------------------------------------------------------------------
 
 def read_rows(sql: str) -> list[tuple]:
-    con = duckdb.connect(str(settings.warehouse_path()), read_only=True)
+    con = duckdb.connect(str(paths.warehouse_path()), read_only=True)
     try:
         return con.execute(sql).fetchall()
     finally:
@@ -249,7 +249,7 @@ def scenario(tmp_path_factory):
     home = tmp_path_factory.mktemp("transform") / "strata-home"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("STRATA_HOME", str(home))
-        settings.use_offline_env()
+        paths.use_offline_env()
         warehouse.init()
         t1 = dt.datetime(2026, 3, 11, 6, 0, tzinfo=UTC)
         days1 = [DAY0 + dt.timedelta(days=i) for i in range(10)]  # 03-01 .. 03-10
@@ -272,9 +272,9 @@ def scenario(tmp_path_factory):
         state.update(batch2=batch2, late_day=late_day, new_day=new_day, resent_date=old["event_date"])
 
         # a long-lived reader holding the old file, and another process polling during the build
-        held = duckdb.connect(str(settings.warehouse_path()), read_only=True)
+        held = duckdb.connect(str(paths.warehouse_path()), read_only=True)
         stop = home / "stop-reader"
-        reader = subprocess.Popen([sys.executable, "-c", READER, str(settings.warehouse_path()), str(stop)],
+        reader = subprocess.Popen([sys.executable, "-c", READER, str(paths.warehouse_path()), str(stop)],
                                   stdout=subprocess.PIPE, text=True)
         time.sleep(1.0)  # let the reader start and see the old data
         write_events(batch2, "batch2")
@@ -410,7 +410,7 @@ def test_failed_build_leaves_published_warehouse_alone(strata_home, monkeypatch)
     """A build dbt reports as failed publishes nothing: same file, same data_version, no leftovers."""
     warehouse.init()
     (strata_home / "data_version").write_text("v-before\n")
-    live = settings.warehouse_path()
+    live = paths.warehouse_path()
     inode = live.stat().st_ino
 
     class Failed:

@@ -11,7 +11,8 @@ import json
 import duckdb
 import pytest
 
-from strata import cli, settings
+from strata import cli
+from strata_core import paths
 
 pytestmark = pytest.mark.slow
 START = "2026-11-01"
@@ -28,7 +29,7 @@ def built(tmp_path_factory):
         assert cli.main(["ingest", "batch", "--input", str(gen / "events-*"),
                          "--users-input", str(gen / "users.jsonl"), "--json"]) == 0
         assert cli.main(["transform", "--json"]) == 0
-        con = duckdb.connect(str(settings.warehouse_path()), read_only=True)
+        con = duckdb.connect(str(paths.warehouse_path()), read_only=True)
         try:
             metrics = {str(r[0]): r[1:] for r in con.execute(
                 "select date, dau, revenue, gross_revenue, refunds, orders, paying_users, new_users "

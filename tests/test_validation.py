@@ -8,7 +8,7 @@ import decimal
 import orjson
 import pytest
 
-from beam_pipelines import contract as c
+from strata_core import contract as c
 from beam_pipelines.validation import Rejected, decode, parse_and_validate, validate, validate_user
 
 NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.timezone.utc)

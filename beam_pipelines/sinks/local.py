@@ -1,4 +1,4 @@
-"""``WriteRawLocal``: raw rows → Parquet parts of the local lake (see ``strata/warehouse.py``).
+"""``WriteRawLocal``: raw rows → Parquet parts of the local lake (see ``strata_core/lake.py``).
 
 Each chunk's rows become one part per table (and, for events, per ``event_date`` partition),
 named after the chunk: ``raw/events/event_date=2026-01-31/<source-hash>-<chunk>.parquet``.
@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 from apache_beam.metrics import Metrics
 
 from beam_pipelines.transforms import DeadLetterBatch, RowsPart, dead_letters_table
+from strata_core.lake import write_part
 
 
 def partitions(part: RowsPart):
@@ -40,14 +41,12 @@ class WriteRowsPartFn(beam.DoFn):
         self.written = {t: Metrics.counter("strata", f"{t}_written") for t in ("events", "users", "dead_letters")}
 
     def process(self, part):
-        from strata import warehouse  # local sink only: keeps the Dataflow image free of it
-
         if isinstance(part, DeadLetterBatch):
-            part = RowsPart("dead_letters", f"{part.source_key}-{part.index:07d}-{part.stage}",
+            part = RowsPart("dead_letters", f"{part.batch_id}-{part.step}",
                             dead_letters_table(part.rows))
         for partition, rows in partitions(part):
-            warehouse.write_part(part.table, part.part, rows, partition=partition or None,
-                                 lake=pathlib.Path(self.lake))
+            write_part(part.table, part.part, rows, partition=partition or None,
+                       lake=pathlib.Path(self.lake))
         self.written[part.table].inc(part.rows.num_rows)
         yield part.table, part.rows.num_rows
 

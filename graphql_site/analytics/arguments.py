@@ -7,7 +7,7 @@ import datetime as dt
 from django.conf import settings
 from graphql import GraphQLError
 
-from beam_pipelines import contract
+from strata_core import contract
 
 
 class BadArgument(GraphQLError):

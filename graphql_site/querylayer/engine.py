@@ -32,7 +32,7 @@ from typing import Any
 import sqlalchemy as sa
 from django.conf import settings
 
-from strata import settings as strata_settings
+from strata_core import paths as strata_paths
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ def bytes_processed(result) -> int:
 
 def _duckdb_path() -> pathlib.Path:
     return pathlib.Path(settings.STRATA_WAREHOUSE_PATH) if settings.STRATA_WAREHOUSE_PATH \
-        else strata_settings.warehouse_path()
+        else strata_paths.warehouse_path()
 
 
 def _read_version(path: pathlib.Path, db_stat: os.stat_result) -> str:

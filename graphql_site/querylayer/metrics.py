@@ -14,7 +14,7 @@ import decimal
 
 import sqlalchemy as sa
 
-from beam_pipelines import contract
+from strata_core import contract
 
 from . import tables as t
 from .engine import QueryStats, Snapshot

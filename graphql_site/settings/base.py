@@ -18,11 +18,11 @@ from __future__ import annotations
 import os
 import pathlib
 
-from strata import settings as strata_settings
+from strata_core import paths as strata_paths
 
 # Before anything can import a Google client (sqlalchemy-bigquery, google-auth).
 if os.environ.get("STRATA_WAREHOUSE", "duckdb") != "bigquery":
-    strata_settings.use_offline_env()
+    strata_paths.use_offline_env()
 
 BASE_DIR = pathlib.Path(__file__).resolve().parents[1]
 
@@ -104,7 +104,7 @@ def database_config() -> dict:
         import dj_database_url
 
         return dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
-    return {"ENGINE": "django.db.backends.sqlite3", "NAME": str(strata_settings.home() / "django.sqlite3")}
+    return {"ENGINE": "django.db.backends.sqlite3", "NAME": str(strata_paths.home() / "django.sqlite3")}
 
 
 DATABASES = {"default": database_config()}
@@ -143,7 +143,7 @@ USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = str(strata_settings.home() / "static")
+STATIC_ROOT = str(strata_paths.home() / "static")
 
 GRAPHENE = {
     "SCHEMA": "graphql_site.schema.schema",

@@ -66,10 +66,11 @@ def _step(title: str) -> None:
 
 
 def run(args) -> int:
-    from strata import cli, settings
+    from strata import cli
+    from strata_core import paths
 
-    settings.use_offline_env()
-    home = settings.home()
+    paths.use_offline_env()
+    home = paths.home()
     data = home / "demo-data"
     if data.exists():
         shutil.rmtree(data)
@@ -93,8 +94,8 @@ def run(args) -> int:
 
     print(f"""
 ==> Data is in. Where to look:
-    warehouse (DuckDB):   {settings.warehouse_path()}
-    Parquet lake:         {settings.lake_dir()}
+    warehouse (DuckDB):   {paths.warehouse_path()}
+    Parquet lake:         {paths.lake_dir()}
     generated input:      {data}  (ground_truth.json holds the expected counts)
     SQL, with STRATA_HOME={home}:
       .venv/bin/strata query "select event_date, count(*) from raw.events group by 1 order by 1"

@@ -41,11 +41,11 @@ def register(sub) -> None:
 
 
 def run_batch(args, beam_args: list[str] | None = None) -> int:
-    from strata import settings
+    from strata_core import paths
 
     local = args.runner in ("local", "FnApiRunner")
     if local:
-        settings.use_offline_env()
+        paths.use_offline_env()
         quiet_beam_logs()
         if os.environ.get("STORAGE_EMULATOR_HOST"):
             from beam_pipelines.gcs import configure_emulator
@@ -60,7 +60,7 @@ def run_batch(args, beam_args: list[str] | None = None) -> int:
         from strata import warehouse
 
         warehouse.init()
-        argv.append(f"--strata_home={settings.home()}")
+        argv.append(f"--strata_home={paths.home()}")
     else:
         argv += [f"--bq_project={args.bq_project or ''}", f"--bq_dataset={args.bq_dataset}"]
         if args.bq_endpoint:

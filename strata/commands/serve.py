@@ -43,11 +43,11 @@ def register(sub) -> None:
 def _environ() -> dict:
     """The environment the site runs with: local settings unless told otherwise, and the
     repository importable (``graphql_site`` is not an installed package)."""
-    from strata import settings
+    from strata_core import paths
 
     env = dict(os.environ)
     if env.get("STRATA_WAREHOUSE", "duckdb") != "bigquery":
-        env.update(settings.OFFLINE_ENV)
+        env.update(paths.OFFLINE_ENV)
     env.setdefault("DJANGO_SETTINGS_MODULE", DEFAULT_SETTINGS)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
     return env
@@ -59,9 +59,9 @@ def setup_django() -> None:
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
     if os.environ.get("STRATA_WAREHOUSE", "duckdb") != "bigquery":
-        from strata import settings
+        from strata_core import paths
 
-        settings.use_offline_env()
+        paths.use_offline_env()
     import django
     from django.core.management import call_command
 
@@ -84,9 +84,9 @@ def create_token(name: str, rate_limit_per_minute: int | None = None) -> str:
 
 def _clean_reader_links() -> None:
     """Hard links earlier server processes left to pin warehouse versions (see querylayer.engine)."""
-    from strata import settings
+    from strata_core import paths
 
-    shutil.rmtree(settings.home() / ".api-readers", ignore_errors=True)
+    shutil.rmtree(paths.home() / ".api-readers", ignore_errors=True)
 
 
 def gunicorn_argv(host: str, port: int, workers: int | None = None, threads: int = 4,
@@ -149,9 +149,9 @@ def start_background(host: str = "127.0.0.1", port: int = 8000, *, log_path: pat
     Stop it with ``proc.terminate(); proc.wait()``. Output goes to ``log_path`` (default
     ``$STRATA_HOME/serve.log``).
     """
-    from strata import settings
+    from strata_core import paths
 
-    log_path = log_path or settings.home() / "serve.log"
+    log_path = log_path or paths.home() / "serve.log"
     if _port_in_use(host, port):
         raise RuntimeError(f"{host}:{port} is already in use; pick another --port")
     argv = [sys.executable, "-m", "strata", "serve", "--host", host, "--port", str(port),

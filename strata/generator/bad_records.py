@@ -20,7 +20,7 @@ from typing import Callable
 
 import orjson
 
-from beam_pipelines import contract as c
+from strata_core import contract as c
 from strata.generator.timestamps import rfc3339_utc
 
 

@@ -23,7 +23,7 @@ import math
 import random
 from typing import Callable
 
-from beam_pipelines import contract as c
+from strata_core import contract as c
 from strata.generator import timestamps as ts
 
 Emit = Callable[[int, dict, str, "str | None", "int | None"], None]

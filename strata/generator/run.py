@@ -27,7 +27,7 @@ from typing import Callable
 
 import orjson
 
-from beam_pipelines import contract as c
+from strata_core import contract as c
 from strata.generator import bad_records, behaviour, timestamps
 from strata.generator.truth import GroundTruth
 from strata.generator.writers import WRITERS

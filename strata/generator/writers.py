@@ -11,8 +11,8 @@ import pathlib
 
 import orjson
 
-from beam_pipelines import contract as c
-from beam_pipelines import schemas
+from strata_core import contract as c
+from strata_core import schemas
 from strata.generator.bad_records import RawJson
 from strata.generator.timestamps import rfc3339_utc
 

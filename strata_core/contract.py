@@ -3,7 +3,7 @@
 Everything that knows what an event looks like reads this module:
 
 * ``beam_pipelines.validation``  – the validator (rules come from ``FIELDS`` and ``EVENT_TYPES``);
-* ``beam_pipelines.schemas``     – BigQuery, Avro and Arrow schemas of the raw tables;
+* ``strata_core.schemas``     – BigQuery, Avro and Arrow schemas of the raw tables;
 * ``strata.docs``                – ``docs/events.md`` (generated, checked in, tested for drift);
 * ``strata.generator``           – the synthetic event generator.
 

@@ -9,7 +9,7 @@ import functools
 
 import pyarrow as pa
 
-from beam_pipelines import contract as c
+from strata_core import contract as c
 
 RAW_TABLES = {
     "events": c.FIELDS,

@@ -1,0 +1,56 @@
+"""The local Parquet lake's writer: atomic, idempotent parts of the raw tables.
+
+Shared by the ingest jobs' local sink (``beam_pipelines.sinks.local``) and the CLI
+(``strata.warehouse`` registers the parts as DuckDB views), so it lives in the dependency-free
+core: Dataflow workers never import the CLI package.
+
+Layout: ``<lake>/raw/<table>/[<partition>/]<part>.parquet``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pathlib
+import re
+import tempfile
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from strata_core import paths, schemas
+
+_PART_RE = re.compile(r"^[A-Za-z0-9_.=-]+$")
+
+
+def table_dir(table: str, lake: pathlib.Path | None = None) -> pathlib.Path:
+    if table not in schemas.RAW_TABLES:
+        raise ValueError(f"unknown raw table {table!r}; expected one of {sorted(schemas.RAW_TABLES)}")
+    return (lake or paths.lake_dir()) / "raw" / table
+
+
+def write_part(table: str, part: str, rows: pa.Table, partition: str | None = None,
+               lake: pathlib.Path | None = None) -> pathlib.Path:
+    """Atomically write (or replace) one Parquet part of a raw table.
+
+    ``part`` must be a stable name derived from the input; ``partition`` is a hive directory
+    such as ``event_date=2026-01-31``.
+    """
+    if not _PART_RE.match(part) or (partition and not _PART_RE.match(partition)):
+        raise ValueError(f"part/partition names must match {_PART_RE.pattern}: {part!r} {partition!r}")
+    directory = table_dir(table, lake)
+    if partition:
+        directory = directory / partition
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / f"{part}.parquet"
+    # The temporary name must not match the readers' `*.parquet` glob.
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".parquet-partial", dir=directory)
+    os.close(fd)
+    try:
+        pq.write_table(rows.cast(schemas.arrow_schema(table)), tmp, compression="snappy")
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return target
