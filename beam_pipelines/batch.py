@@ -48,24 +48,25 @@ def build_pipeline(p: beam.Pipeline, opts: BatchIngestOptions, *, progress: bool
         "users": tuple(users) | "CollectUsers" >> beam.Flatten(),
         "dead_letters": tuple(dead) | "CollectDeadLetters" >> beam.Flatten(),
     }
-    from beam_pipelines import bigquery as bq
+    from apache_beam.options.pipeline_options import GoogleCloudOptions
+
+    from beam_pipelines.bigquery.clients import LoopbackClient
     from beam_pipelines.sinks.bigquery import WriteRawBigQuery
 
-    client = bq.LoopbackClient(opts.bq_endpoint, opts.bq_project) if opts.bq_endpoint else None
-    return tables | "WriteRaw" >> WriteRawBigQuery(opts.bq_project, opts.bq_dataset, client)
+    client = LoopbackClient(opts.bq_endpoint, opts.bq_project) if opts.bq_endpoint else None
+    return tables | "WriteRaw" >> WriteRawBigQuery(
+        opts.bq_project, opts.bq_dataset, client, method=opts.bq_write_method,
+        temp_location=opts.view_as(GoogleCloudOptions).temp_location)
 
 
 def prepare_sink(opts: BatchIngestOptions) -> None:
     """Create what the sink needs before the job starts (BigQuery: dataset and raw tables)."""
     if opts.sink != "bigquery":
         return
-    from google.cloud import bigquery
+    from beam_pipelines.bigquery.clients import make_client
+    from beam_pipelines.bigquery.tables import ensure_tables
 
-    from beam_pipelines import bigquery as bq
-
-    client = (bq.loopback_client(opts.bq_endpoint, opts.bq_project) if opts.bq_endpoint
-              else bigquery.Client(project=opts.bq_project))
-    bq.ensure_tables(client, opts.bq_project, opts.bq_dataset)
+    ensure_tables(make_client(opts.bq_project, opts.bq_endpoint), opts.bq_project, opts.bq_dataset)
 
 
 @dataclasses.dataclass

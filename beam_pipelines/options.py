@@ -4,15 +4,40 @@ from __future__ import annotations
 
 import re
 
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
 
 INPUT_FORMATS = ("auto", "ndjson", "avro", "parquet")
 SINKS = ("local", "bigquery")
+#: How the batch job writes BigQuery (``beam_pipelines.sinks.bigquery``): ``merge`` loads files
+#: into a staging table and MERGEs on row_key (reruns add no rows); ``streaming_inserts`` is
+#: the streaming job's method (not idempotent across runs; refused rows become dead letters).
+BQ_WRITE_METHODS = ("merge", "streaming_inserts")
 _DATASET_RE = re.compile(r"^[A-Za-z0-9_]{1,1024}$")
 _PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 #: Pub/Sub resource names (https://cloud.google.com/pubsub/docs/pubsub-basics#resource_names).
 SUBSCRIPTION_RE = re.compile(r"^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/subscriptions/[A-Za-z][-A-Za-z0-9._~%+]{2,254}$")
 TOPIC_RE = re.compile(r"^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/topics/[A-Za-z][-A-Za-z0-9._~%+]{2,254}$")
+
+
+def add_sink_arguments(parser) -> None:
+    """The sink options both jobs share, declared once.
+
+    Beam parses the options of every ``PipelineOptions`` subclass with one parser
+    (``get_all_options``), so a flag declared by both job classes would conflict; each flag is
+    added only where the parser lacks it.
+    """
+    def add(flag, **kwargs):
+        if flag not in parser._option_string_actions:  # argparse has no public "has option"
+            parser.add_argument(flag, **kwargs)
+
+    add("--sink", default="local", choices=SINKS,
+        help="local: Parquet lake + DuckDB under --strata_home; bigquery: raw dataset.")
+    add("--strata_home", default=None, help="Local sink: absolute path of $STRATA_HOME.")
+    add("--bq_project", default=None, help="BigQuery sink: project id.")
+    add("--bq_dataset", default="raw", help="BigQuery sink: dataset of the raw tables.")
+    add("--bq_endpoint", default=None,
+        help="BigQuery sink: a loopback endpoint (http://127.0.0.1:PORT) of a fake or emulator, for "
+             "local runs and tests; unset in production.")
 
 
 class BatchIngestOptions(PipelineOptions):
@@ -27,15 +52,11 @@ class BatchIngestOptions(PipelineOptions):
                                  "(.jsonl/.ndjson/.json[.gz], .avro, .parquet).")
         parser.add_argument("--users_input", action="append", default=None,
                             help="Optional user master NDJSON files (user_id, created_at, country, plan, traits).")
-        parser.add_argument("--sink", default="local", choices=SINKS,
-                            help="local: Parquet lake + DuckDB under --strata_home; bigquery: raw dataset.")
-        parser.add_argument("--strata_home", default=None,
-                            help="Local sink: absolute path of $STRATA_HOME.")
-        parser.add_argument("--bq_project", default=None, help="BigQuery sink: project id.")
-        parser.add_argument("--bq_dataset", default="raw", help="BigQuery sink: dataset of the raw tables.")
-        parser.add_argument("--bq_endpoint", default=None,
-                            help="BigQuery sink: a loopback endpoint (http://127.0.0.1:PORT) of a fake or "
-                                 "emulator, for local runs and tests; unset in production.")
+        add_sink_arguments(parser)
+        parser.add_argument("--bq_write_method", default="merge", choices=BQ_WRITE_METHODS,
+                            help="BigQuery sink: merge (default; load files into a staging table, then "
+                                 "MERGE on row_key, so a rerun adds no rows; needs --temp_location gs://...) "
+                                 "or streaming_inserts.")
 
 
 def validate_batch_options(opts: BatchIngestOptions) -> None:
@@ -53,6 +74,12 @@ def validate_batch_options(opts: BatchIngestOptions) -> None:
                              "http://127.0.0.1:9050 (production uses the real BigQuery endpoint)")
         if not _DATASET_RE.match(opts.bq_dataset or ""):
             raise ValueError(f"--bq_dataset {opts.bq_dataset!r} must be letters, digits and underscores")
+        temp_location = opts.view_as(GoogleCloudOptions).temp_location
+        if opts.bq_write_method == "merge" and not (temp_location or "").startswith("gs://"):
+            raise ValueError(f"--temp_location {temp_location!r} must be a gs:// path with "
+                             "--bq_write_method=merge (BigQuery load jobs read their files from Cloud "
+                             "Storage), e.g. --temp_location=gs://my-bucket/tmp; or pass "
+                             "--bq_write_method=streaming_inserts (reruns then add rows again)")
 
 
 class StreamIngestOptions(PipelineOptions):
@@ -68,13 +95,7 @@ class StreamIngestOptions(PipelineOptions):
         parser.add_argument("--dead_letter_topic", default=None,
                             help="Optional Pub/Sub topic (projects/PROJECT/topics/NAME) that also receives "
                                  "every dead letter, with its original bytes and attributes.")
-        parser.add_argument("--sink", default="local", choices=SINKS,
-                            help="local: Parquet lake + DuckDB under --strata_home; bigquery: raw dataset.")
-        parser.add_argument("--strata_home", default=None, help="Local sink: absolute path of $STRATA_HOME.")
-        parser.add_argument("--bq_project", default=None, help="BigQuery sink: project id.")
-        parser.add_argument("--bq_dataset", default="raw", help="BigQuery sink: dataset of the raw tables.")
-        parser.add_argument("--bq_endpoint", default=None,
-                            help="BigQuery sink: a loopback endpoint of a fake or emulator (tests only).")
+        add_sink_arguments(parser)
         parser.add_argument("--window_sec", type=int, default=60,
                             help="Per-minute counts: event-time window length in seconds (default 60).")
         parser.add_argument("--allowed_lateness_sec", type=int, default=3600,

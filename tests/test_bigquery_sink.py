@@ -22,7 +22,9 @@ from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.testing.util import assert_that, equal_to
 from google.cloud import bigquery as gbq
 
-from beam_pipelines import bigquery as bq
+from beam_pipelines.bigquery import clients, refused, tables as bq_tables
+from beam_pipelines.bigquery import rows as codecs
+from beam_pipelines.sinks import bigquery as sink
 from strata_core import contract as c
 from beam_pipelines import deadletters
 from strata_core import schemas
@@ -48,7 +50,7 @@ def fake():
 
 @pytest.fixture
 def tables(fake):
-    bq.ensure_tables(bq.loopback_client(fake.endpoint, PROJECT), PROJECT, DATASET)
+    bq_tables.ensure_tables(clients.loopback_client(fake.endpoint, PROJECT), PROJECT, DATASET)
     return fake
 
 
@@ -96,7 +98,7 @@ def test_row_helper_matches_contract():
 
 @pytest.mark.parametrize("table", sorted(schemas.RAW_TABLES))
 def test_table_definition_follows_contract(table):
-    definition = bq.table_definition(PROJECT, DATASET, table)
+    definition = bq_tables.table_definition(PROJECT, DATASET, table)
     assert definition.reference.path == f"/projects/{PROJECT}/datasets/{DATASET}/tables/{table}"
     got = [(f.name, f.field_type, f.mode) for f in definition.schema]
     assert got == _columns(schemas.bigquery_schema(table)["fields"])
@@ -111,23 +113,23 @@ def test_table_definition_follows_contract(table):
 
 
 def test_events_column_types():
-    types = {f.name: f.field_type for f in bq.table_definition(PROJECT, DATASET, "events").schema}
+    types = {f.name: f.field_type for f in bq_tables.table_definition(PROJECT, DATASET, "events").schema}
     assert types["amount"] == "NUMERIC"
     assert {n for n, t in types.items() if t == "JSON"} == {"properties", "context", "extra"}
     assert types["event_date"] == "DATE" and types["event_timestamp"] == "TIMESTAMP"
-    dl = {f.name: f.field_type for f in bq.table_definition(PROJECT, DATASET, "dead_letters").schema}
+    dl = {f.name: f.field_type for f in bq_tables.table_definition(PROJECT, DATASET, "dead_letters").schema}
     assert dl["raw_payload"] == "BYTES" and dl["attributes"] == "JSON"
 
 
 def test_unknown_table_is_rejected():
     with pytest.raises(ValueError, match="unknown raw table 'event'"):
-        bq.table_definition(PROJECT, DATASET, "event")
+        bq_tables.table_definition(PROJECT, DATASET, "event")
 
 
 def test_ensure_tables_sends_the_contract_and_is_idempotent(fake):
-    client = bq.loopback_client(fake.endpoint, PROJECT)
-    first = bq.ensure_tables(client, PROJECT, DATASET)
-    second = bq.ensure_tables(client, PROJECT, DATASET)
+    client = clients.loopback_client(fake.endpoint, PROJECT)
+    first = bq_tables.ensure_tables(client, PROJECT, DATASET)
+    second = bq_tables.ensure_tables(client, PROJECT, DATASET)
     assert sorted(first) == sorted(second) == sorted(schemas.RAW_TABLES)
     assert len(fake.tables) == 3 and len(fake.datasets) == 1
 
@@ -147,17 +149,17 @@ def test_ensure_tables_sends_the_contract_and_is_idempotent(fake):
 
 
 def test_ensure_tables_refuses_a_drifted_table(fake):
-    client = bq.loopback_client(fake.endpoint, PROJECT)
+    client = clients.loopback_client(fake.endpoint, PROJECT)
     client.create_dataset(f"{PROJECT}.{DATASET}")
     old = gbq.Table(f"{PROJECT}.{DATASET}.events", schema=[gbq.SchemaField("event_id", "STRING")])
     client.create_table(old)
     with pytest.raises(RuntimeError, match=r"lacks contract columns \['event_type'"):
-        bq.ensure_tables(client, PROJECT, DATASET)
+        bq_tables.ensure_tables(client, PROJECT, DATASET)
 
 
 def test_loopback_client_refuses_remote_endpoints():
     with pytest.raises(ValueError, match="not loopback"):
-        bq.loopback_client("https://bigquery.googleapis.com", PROJECT)
+        clients.loopback_client("https://bigquery.googleapis.com", PROJECT)
 
 
 def test_network_guard_blocks_metadata_server():
@@ -172,7 +174,7 @@ def test_network_guard_blocks_metadata_server():
 def test_failed_insert_becomes_dead_letter():
     row = event_row(7)
     errors = [{"reason": "invalid", "location": "amount", "message": "Invalid NUMERIC value: x"}]
-    (dl,) = list(bq.FailedInsertToDeadLetterFn().process(("p:d.events", row, errors)))
+    (dl,) = list(refused.FailedInsertToDeadLetterFn().process(("p:d.events", row, errors)))
     assert set(dl) == {f.name for f in c.DEAD_LETTER_FIELDS}
     assert (dl["source"], dl["stage"], dl["error_type"]) == ("batch", "write", "bigquery_insert_error")
     assert c.ERROR_TYPES_BY_NAME[dl["error_type"]].stage == "write"
@@ -189,13 +191,13 @@ def test_failed_insert_becomes_dead_letter():
 
 
 def test_row_too_large_error_string_is_kept():
-    dl = bq.failed_insert_to_dead_letter("p:d.events", event_row(1), "Received row with size 10MB")
+    dl = codecs.failed_insert_to_dead_letter("p:d.events", event_row(1), "Received row with size 10MB")
     assert "rowTooLarge: Received row with size 10MB" in dl["error_message"]
 
 
 def test_dead_letter_bigquery_row_encodes_bytes_as_base64():
-    dl = bq.failed_insert_to_dead_letter("p:d.events", event_row(1), [])
-    row = bq.dead_letter_to_bigquery_row(dict(dl, raw_payload=b"\xff\x00not utf-8"))
+    dl = codecs.failed_insert_to_dead_letter("p:d.events", event_row(1), [])
+    row = codecs.dead_letter_to_bigquery_row(dict(dl, raw_payload=b"\xff\x00not utf-8"))
     assert base64.b64decode(row["raw_payload"]) == b"\xff\x00not utf-8"
     assert list(row) == [f.name for f in c.DEAD_LETTER_FIELDS]
 
@@ -211,11 +213,11 @@ def test_arrow_rows_convert_to_insert_json(tables):
                   received_at=dt.datetime(2026, 11, 26, 8, tzinfo=dt.timezone.utc),
                   event_date=dt.date(2026, 11, 25), amount=decimal.Decimal("19.99"))
     (from_arrow,) = pa.Table.from_pylist([native], schema=schemas.arrow_schema("events")).to_pylist()
-    row = bq.to_insert_row(from_arrow)
+    row = codecs.to_insert_row(from_arrow)
     assert (row["event_timestamp"], row["received_at"], row["event_date"], row["amount"]) == (
         "2026-11-25T10:00:00.123456Z", "2026-11-26T08:00:00.000000Z", "2026-11-25", "19.990000000")
-    assert bq.to_insert_row(event_row(3)) == event_row(3)  # JSON-able rows pass unchanged
-    client = bq.loopback_client(tables.endpoint, PROJECT)
+    assert codecs.to_insert_row(event_row(3)) == event_row(3)  # JSON-able rows pass unchanged
+    client = clients.loopback_client(tables.endpoint, PROJECT)
     assert client.insert_rows_json(f"{PROJECT}.{DATASET}.events", [row]) == []
 
 
@@ -244,8 +246,8 @@ def test_good_rows_land_refused_rows_become_dead_letters(tables):
 
     def build(p):
         dead = (p | beam.Create(rows)
-                | "WriteRawToBigQuery" >> bq.WriteRawToBigQuery(
-                    PROJECT, DATASET, bigquery_client=bq.LoopbackClient(tables.endpoint, PROJECT)))
+                | "StreamInsertRows" >> sink.StreamInsertRows(
+                    PROJECT, DATASET, bigquery_client=clients.LoopbackClient(tables.endpoint, PROJECT)))
         # The returned PCollection is the dead letters: what the pipeline counts.
         assert_that(dead | beam.Map(lambda d: (d["event_id"], d["stage"], type(d["raw_payload"]))),
                     equal_to([(eid, "write", bytes) for eid in REFUSED]))
@@ -278,8 +280,8 @@ def test_good_rows_land_refused_rows_become_dead_letters(tables):
 def test_transient_error_is_retried_once_without_duplicates(tables):
     tables.transient_failures["events"] = 1
     rows = [event_row(i) for i in range(10)]
-    run(lambda p: p | beam.Create(rows) | bq.WriteRawToBigQuery(
-        PROJECT, DATASET, bigquery_client=bq.LoopbackClient(tables.endpoint, PROJECT),
+    run(lambda p: p | beam.Create(rows) | sink.StreamInsertRows(
+        PROJECT, DATASET, bigquery_client=clients.LoopbackClient(tables.endpoint, PROJECT),
         max_insert_retries=3))
     assert sorted(r["event_id"] for r in tables.rows(PROJECT, DATASET, "events")) == [
         r["event_id"] for r in rows]
@@ -291,8 +293,8 @@ def test_persistent_transient_errors_end_as_dead_letters_not_endless_retries(tab
     tables.transient_failures["events"] = 10_000
     rows = [event_row(i) for i in range(5)]
     started = time.monotonic()
-    result = run(lambda p: p | beam.Create(rows) | bq.WriteRawToBigQuery(
-        PROJECT, DATASET, bigquery_client=bq.LoopbackClient(tables.endpoint, PROJECT),
+    result = run(lambda p: p | beam.Create(rows) | sink.StreamInsertRows(
+        PROJECT, DATASET, bigquery_client=clients.LoopbackClient(tables.endpoint, PROJECT),
         max_insert_retries=2))
     assert time.monotonic() - started < 30
     dead_rows = tables.rows(PROJECT, DATASET, "dead_letters")
@@ -314,8 +316,8 @@ def test_retry_budget_is_per_bundle_but_rows_are_never_dropped(tables, monkeypat
 
     monkeypatch.setattr(tables, "_insert_all", fail_sixth_call)
     rows = [event_row(i) for i in range(20)]
-    run(lambda p: p | beam.Create(rows) | bq.WriteRawToBigQuery(
-        PROJECT, DATASET, bigquery_client=bq.LoopbackClient(tables.endpoint, PROJECT),
+    run(lambda p: p | beam.Create(rows) | sink.StreamInsertRows(
+        PROJECT, DATASET, bigquery_client=clients.LoopbackClient(tables.endpoint, PROJECT),
         max_insert_retries=3, batch_size=2))
     events = tables.rows(PROJECT, DATASET, "events")
     dead_rows = tables.rows(PROJECT, DATASET, "dead_letters")
@@ -326,13 +328,13 @@ def test_retry_budget_is_per_bundle_but_rows_are_never_dropped(tables, monkeypat
 def test_unwritable_dead_letter_fails_the_run(tables):
     tables.refuse_tables.add("dead_letters")
     with pytest.raises(Exception, match="UnwritableDeadLetterError|BigQuery refused dead letter"):
-        run(lambda p: p | beam.Create([event_row(1, event_id="refuse-x")]) | bq.WriteRawToBigQuery(
-            PROJECT, DATASET, bigquery_client=bq.LoopbackClient(tables.endpoint, PROJECT)))
+        run(lambda p: p | beam.Create([event_row(1, event_id="refuse-x")]) | sink.StreamInsertRows(
+            PROJECT, DATASET, bigquery_client=clients.LoopbackClient(tables.endpoint, PROJECT)))
 
 
 def test_retry_bound_is_validated():
     with pytest.raises(ValueError, match="retrying forever"):
-        bq.WriteRawToBigQuery(PROJECT, DATASET, max_insert_retries=10_000)
+        sink.StreamInsertRows(PROJECT, DATASET, max_insert_retries=10_000)
 
 
 # ---- the production construction path, with no test hook ---------------------------------------
@@ -343,10 +345,10 @@ _PRODUCTION_SCRIPT = textwrap.dedent("""
     install_process_guard()
     import apache_beam as beam
     from apache_beam.runners.portability.fn_api_runner import FnApiRunner
-    from beam_pipelines import bigquery as bq
+    from beam_pipelines.sinks.bigquery import StreamInsertRows
     rows = json.loads(sys.stdin.read())
     p = beam.Pipeline(runner=FnApiRunner())
-    _ = p | beam.Create(rows) | bq.WriteRawToBigQuery("strata-test", "raw", max_insert_retries=1)
+    _ = p | beam.Create(rows) | StreamInsertRows("strata-test", "raw", max_insert_retries=1)
     p.run().wait_until_finish()
 """)
 
