@@ -6,6 +6,8 @@ import re
 
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
 
+from strata_core.resources import PROJECT_ID_RE
+
 INPUT_FORMATS = ("auto", "ndjson", "avro", "parquet")
 SINKS = ("local", "bigquery")
 #: How the batch job writes BigQuery (``beam_pipelines.sinks.bigquery``): ``merge`` loads files
@@ -13,7 +15,7 @@ SINKS = ("local", "bigquery")
 #: the streaming job's method (not idempotent across runs; refused rows become dead letters).
 BQ_WRITE_METHODS = ("merge", "streaming_inserts")
 _DATASET_RE = re.compile(r"^[A-Za-z0-9_]{1,1024}$")
-_PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+_PROJECT_RE = PROJECT_ID_RE
 #: Pub/Sub resource names (https://cloud.google.com/pubsub/docs/pubsub-basics#resource_names).
 SUBSCRIPTION_RE = re.compile(r"^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/subscriptions/[A-Za-z][-A-Za-z0-9._~%+]{2,254}$")
 TOPIC_RE = re.compile(r"^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/topics/[A-Za-z][-A-Za-z0-9._~%+]{2,254}$")

@@ -6,30 +6,30 @@ On the local DuckDB warehouse a build never writes the file readers open:
    staging/curated/mart tables come along, so incremental models resume where they stopped);
 2. run ``dbt build`` against the copy (``STRATA_WAREHOUSE_PATH`` points the profile at it);
 3. on success, checkpoint and close the copy, ``os.replace`` it onto ``warehouse.duckdb`` (an
-   atomic rename), then atomically write ``$STRATA_HOME/data_version`` with a new build id.
+   atomic rename), then publish a new build id (``strata_core.dataversion``: the file
+   ``$STRATA_HOME/data_version``, written atomically).
 
 A reader that opened the old file keeps reading the old inode until it closes; a reader that
 opens after the rename sees the new build. Nobody sees a half-built table or a lock error. A
 failed build leaves ``warehouse.duckdb`` and ``data_version`` untouched.
 
 On BigQuery dbt writes the datasets directly (``insert_overwrite`` replaces whole partitions in
-one job each); ``data_version`` is still bumped so caches invalidate.
+one job each); a new build id is then published to the store ``$STRATA_DATA_VERSION_URL`` names
+(Redis or a BigQuery table), so the API's caches invalidate. ``publish=False`` leaves that to a
+later step (the Airflow DAG publishes after the freshness checks).
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import fcntl
 import os
 import pathlib
 import shutil
-import tempfile
 import time
-import uuid
 from typing import Iterable, Iterator
 
-from strata_core import paths
+from strata_core import dataversion, paths
 
 PROJECT_DIR = pathlib.Path(__file__).resolve().parent.parent / "transforms_sql"
 TARGETS = ("duckdb", "bigquery")
@@ -45,35 +45,11 @@ def build_path() -> pathlib.Path:
     return paths.home() / "warehouse.build.duckdb"
 
 
-def data_version_path() -> pathlib.Path:
-    return paths.home() / "data_version"
-
-
-def read_data_version() -> str | None:
-    """The id of the build readers currently see, or None before the first build."""
-    try:
-        return data_version_path().read_text().strip() or None
-    except FileNotFoundError:
-        return None
-
-
-def new_build_id() -> str:
-    """Sortable and unique: ``20261126T171200Z-1a2b3c4d``."""
-    return f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
-
-
-def _write_atomically(path: pathlib.Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+def version_store(target: str):
+    """Where ``target``'s data version is published (``strata_core.dataversion``): the DuckDB
+    warehouse's readers read the file next to it; BigQuery readers the store that
+    ``$STRATA_DATA_VERSION_URL`` names (Redis or a BigQuery table in production)."""
+    return dataversion.FileStore() if target == "duckdb" else dataversion.store()
 
 
 @contextlib.contextmanager
@@ -214,13 +190,16 @@ def _checkpoint(db_file: pathlib.Path) -> None:
 
 
 def run_transform(*, target: str = "duckdb", full_refresh: bool = False,
-                  select: Iterable[str] | None = None, command: str = "build") -> dict:
+                  select: Iterable[str] | None = None, command: str = "build",
+                  publish: bool = True) -> dict:
     """Build the dbt layers and publish them; returns a summary dict.
 
     ``target``: ``duckdb`` (local warehouse under ``$STRATA_HOME``) or ``bigquery`` (datasets
     from the ``STRATA_BQ_*`` environment variables, see ``transforms_sql/profiles.yml``).
     ``select``: dbt selectors (e.g. ``["+business_metrics"]``); ``full_refresh`` rebuilds every
     incremental model from raw. ``command``: ``build`` (models + tests) or ``run``.
+    ``publish``: publish a new data version after a successful build (BigQuery; the DuckDB
+    target always does, since its build is swapped in at that moment).
 
     Summary keys: ``ok``, ``target``, ``data_version`` (new build id, or the unchanged one when
     the build failed), ``seconds``, ``models``/``tests``/``unit_tests`` counters, ``rows``
@@ -237,7 +216,7 @@ def run_transform(*, target: str = "duckdb", full_refresh: bool = False,
         if target == "duckdb":
             summary = _run_duckdb(args)
         else:
-            summary = _run_direct(args)
+            summary = _run_direct(args, publish=publish)
     summary.update(target=target, full_refresh=full_refresh, seconds=round(time.monotonic() - started, 3))
     return summary
 
@@ -257,16 +236,14 @@ def _run_duckdb(args: list[str]) -> dict:
         summary = _summarise(res)
         summary["ok"] = bool(res.success)
         if not res.success:
-            summary["data_version"] = read_data_version()
+            summary["data_version"] = version_store("duckdb").read()
             summary["rows"] = {}
             return summary
         _checkpoint(build)
         summary["rows"] = _mart_rows(build)
-        version = new_build_id()
         os.replace(build, live)
         published = True
-        _write_atomically(data_version_path(), version + "\n")
-        summary["data_version"] = version
+        summary["data_version"] = _publish("duckdb")
         summary["warehouse"] = str(live)
         return summary
     finally:
@@ -276,17 +253,19 @@ def _run_duckdb(args: list[str]) -> dict:
                     leftover.unlink()
 
 
-def _run_direct(args: list[str]) -> dict:
+def _publish(target: str) -> str:
+    version = dataversion.new_build_id()
+    version_store(target).publish(version)
+    return version
+
+
+def _run_direct(args: list[str], *, publish: bool) -> dict:
     res = invoke_dbt(args)
     summary = _summarise(res)
     summary["ok"] = bool(res.success)
     summary["rows"] = {}
-    if res.success:
-        version = new_build_id()
-        _write_atomically(data_version_path(), version + "\n")
-        summary["data_version"] = version
-    else:
-        summary["data_version"] = read_data_version()
+    summary["data_version"] = (_publish("bigquery") if res.success and publish
+                               else version_store("bigquery").read())
     return summary
 
 

@@ -10,7 +10,10 @@ staging 7 years, curated and mart 2 years as dataset defaults, matching the dbt 
 from __future__ import annotations
 
 import dataclasses
+import re
 
+#: A GCP project id (https://cloud.google.com/resource-manager/docs/creating-managing-projects).
+PROJECT_ID_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 RAW_RETENTION_DAYS = 7 * 365
 CURATED_RETENTION_DAYS = 2 * 365
 
@@ -79,3 +82,13 @@ def topic_path(project: str, name: str) -> str:
 
 def subscription_path(project: str, name: str) -> str:
     return f"projects/{project}/subscriptions/{name}"
+
+
+def template_location(project: str, job: str) -> str:
+    """Where Cloud Build publishes the Flex Template spec of ``job`` (``batch`` / ``stream``)."""
+    return f"gs://{project}-strata-templates/templates/ingest_{job}.json"
+
+
+def dataflow_temp_location(project: str) -> str:
+    """Dataflow's temp location (also where the batch sink stages its BigQuery load files)."""
+    return f"gs://{project}-strata-dataflow/tmp"

@@ -315,7 +315,7 @@ def test_builds_pass_with_all_tests(scenario):
         assert s["rows"]["mart.business_metrics"] > 0
     versions = [scenario[k]["data_version"] for k in ("first", "incremental", "full")]
     assert len(set(versions)) == 3
-    assert transform.read_data_version() == versions[-1]
+    assert transform.version_store("duckdb").read() == versions[-1]
     assert not transform.build_path().exists()
 
 
@@ -427,7 +427,7 @@ def test_failed_build_leaves_published_warehouse_alone(strata_home, monkeypatch)
     summary = transform.run_transform()
     assert not summary["ok"] and summary["data_version"] == "v-before"
     assert "model broke" in transform.format_summary(summary)
-    assert live.stat().st_ino == inode and transform.read_data_version() == "v-before"
+    assert live.stat().st_ino == inode and transform.version_store("duckdb").read() == "v-before"
     assert not transform.build_path().exists()
     assert read_rows("select count(*) from information_schema.tables where table_name = 'half_built'") == [(0,)]
 

@@ -14,8 +14,9 @@ closed: requests that started on it finish on it, and it is closed (and its link
 later switch once ``RETIRE_AFTER_S`` has passed.
 
 BigQuery (production): one engine; every job carries ``maximum_bytes_billed`` and reports the
-bytes it processed. The data version comes from the cache key ``strata:data_version`` that the
-transform job bumps, else from ``STRATA_DATA_VERSION``.
+bytes it processed. The data version is the one ``strata transform`` publishes
+(``strata_core.dataversion``: the store ``$STRATA_DATA_VERSION_URL`` names, else the Redis key
+``strata:data_version``), else ``STRATA_DATA_VERSION``.
 """
 
 from __future__ import annotations
@@ -32,44 +33,32 @@ from typing import Any
 import sqlalchemy as sa
 from django.conf import settings
 
+from strata_core import dataversion
 from strata_core import paths as strata_paths
 
 log = logging.getLogger(__name__)
 
 LAYERS = ("raw", "staging", "curated", "mart")
-#: Raw Redis key (no Django prefix) holding the BigQuery build id; the transform job sets it
-#: (``manage.py publish_data_version ID`` or ``redis-cli SET strata:data_version ID``).
-DATA_VERSION_KEY = "strata:data_version"
 #: A replaced snapshot stays open this long for requests still using it (seconds; above the
 #: gunicorn request timeout).
 RETIRE_AFTER_S = 120.0
-#: How long a worker trusts the published version before asking Redis again (seconds).
+#: How long a worker trusts the published version before asking the store again (seconds).
 VERSION_RECHECK_S = 2.0
 
 
-def _raw_redis():
-    from django.core.cache import cache
+def version_store():
+    """Where the BigQuery build id is published (``strata_core.dataversion``): the store
+    ``$STRATA_DATA_VERSION_URL`` names, else the API's Redis (``$REDIS_URL``)."""
+    return dataversion.store(os.environ.get(dataversion.ENV) or os.environ.get("REDIS_URL", ""))
 
-    wrapper = getattr(cache, "client", None)
-    return wrapper.get_client(write=True) if hasattr(wrapper, "get_client") else None
 
-
-def read_published_version() -> str | None:
-    """The build id the transform job published in Redis, or ``None`` (no Redis, or unset)."""
+def read_published_version(store=None) -> str | None:
+    """The build id ``strata transform`` published, or ``None`` (unset, or the store is down)."""
     try:
-        client = _raw_redis()
-        value = client.get(DATA_VERSION_KEY) if client is not None else None
-    except Exception:  # noqa: BLE001 - Redis being down must not stop reads
+        return (store or version_store()).read()
+    except Exception:  # noqa: BLE001 - the version store being down must not stop reads
+        log.warning("data version store unavailable", exc_info=True)
         return None
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def publish_version(version: str) -> None:
-    """Set the BigQuery build id in Redis (what every API worker keys its cache on)."""
-    client = _raw_redis()
-    if client is None:
-        raise RuntimeError("publishing a data version needs REDIS_URL (django-redis)")
-    client.set(DATA_VERSION_KEY, version)
 
 
 class WarehouseUnavailable(RuntimeError):
@@ -122,13 +111,9 @@ def _duckdb_path() -> pathlib.Path:
         else strata_paths.warehouse_path()
 
 
-def _read_version(path: pathlib.Path, db_stat: os.stat_result) -> str:
-    """The build id in ``data_version`` next to the warehouse, else one derived from the file."""
-    try:
-        version = path.read_text().strip()
-    except FileNotFoundError:
-        version = ""
-    return version or f"file-{db_stat.st_ino}-{db_stat.st_mtime_ns}"
+def _read_version(directory: pathlib.Path, db_stat: os.stat_result) -> str:
+    """The build id published next to the warehouse, else one derived from the file."""
+    return dataversion.FileStore(directory).read() or f"file-{db_stat.st_ino}-{db_stat.st_mtime_ns}"
 
 
 class DuckDBWarehouse:
@@ -149,7 +134,7 @@ class DuckDBWarehouse:
         except FileNotFoundError:
             raise WarehouseUnavailable(
                 f"the warehouse {db} does not exist yet: run `strata ingest` and `strata transform`") from None
-        version_file = db.parent / "data_version"
+        version_file = db.parent / dataversion.FILE_NAME
         try:
             v_stat = version_file.stat()
             v_key = (v_stat.st_ino, v_stat.st_mtime_ns, v_stat.st_size)
@@ -165,7 +150,7 @@ class DuckDBWarehouse:
         with self._lock:
             if self._snapshot is not None and key == self._key:
                 return self._snapshot
-            version = _read_version(version_file, db_stat)
+            version = _read_version(db.parent, db_stat)
             link_dir = db.parent / ".api-readers"
             link_dir.mkdir(exist_ok=True)
             link = link_dir / f"{os.getpid()}-{next(self._counter)}.duckdb"
@@ -225,7 +210,9 @@ class _suppress_missing:
 class BigQueryWarehouse:
     backend = "bigquery"
 
-    def __init__(self):
+    def __init__(self, engine: sa.Engine | None = None, store=None):
+        """``engine``/``store``: for a loopback emulator in the conformance tier; by default the
+        engine from the settings and :func:`version_store`."""
         from google.cloud import bigquery
 
         project = settings.STRATA_BIGQUERY_PROJECT
@@ -234,7 +221,8 @@ class BigQueryWarehouse:
         if settings.STRATA_BIGQUERY_LOCATION:
             query["location"] = settings.STRATA_BIGQUERY_LOCATION
         url += "?" + "&".join(f"{k}={v}" for k, v in query.items())
-        self._engine = sa.create_engine(url)
+        self._engine = engine or sa.create_engine(url)
+        self._store = store or version_store()
         job_config = bigquery.QueryJobConfig(maximum_bytes_billed=settings.STRATA_MAX_BYTES_BILLED)
         self._version = "unversioned"
         self._version_checked_until = 0.0
@@ -247,7 +235,8 @@ class BigQueryWarehouse:
     def snapshot(self) -> Snapshot:
         now = time.monotonic()
         if now >= self._version_checked_until:
-            self._version = read_published_version() or os.environ.get("STRATA_DATA_VERSION", "unversioned")
+            self._version = (read_published_version(self._store)
+                             or os.environ.get("STRATA_DATA_VERSION", "unversioned"))
             self._version_checked_until = now + VERSION_RECHECK_S
         return Snapshot(self._version, self._engine, self.backend, self._options)
 

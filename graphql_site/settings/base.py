@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "graphql_site.tokens",
     "graphql_site.metrics",
     "graphql_site.gateway",
+    "graphql_site.querylayer",
 ]
 
 MIDDLEWARE = [

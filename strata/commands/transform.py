@@ -23,6 +23,9 @@ def register(sub) -> None:
                    help="dbt node selection, e.g. --select +business_metrics")
     p.add_argument("--no-tests", action="store_true",
                    help="dbt run instead of dbt build: models only, no data or unit tests (faster hourly runs)")
+    p.add_argument("--no-publish", action="store_true",
+                   help="BigQuery: do not publish a new data version after the build (a later "
+                   "`strata data-version publish` does; the Airflow DAG publishes after its freshness checks)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run)
 
@@ -32,7 +35,8 @@ def run(args) -> int:
 
     try:
         summary = transform.run_transform(target=args.target, full_refresh=args.full_refresh,
-                                          select=args.select, command="run" if args.no_tests else "build")
+                                          select=args.select, command="run" if args.no_tests else "build",
+                                          publish=not args.no_publish)
     except transform.TransformError as exc:
         print(f"strata transform: {exc}", file=sys.stderr)
         return 2

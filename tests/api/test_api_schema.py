@@ -244,10 +244,13 @@ def test_bigquery_data_version_comes_from_redis(monkeypatch):
     import redis
 
     from graphql_site.querylayer import engine
+    from strata_core import dataversion
 
     r = redis.Redis(host="127.0.0.1", port=6379)
-    previous = r.get(engine.DATA_VERSION_KEY)
-    monkeypatch.setattr(engine, "DATA_VERSION_KEY", "strata-test:data_version")
+    previous = r.get(dataversion.REDIS_KEY)
+    monkeypatch.setattr(dataversion, "REDIS_KEY", "strata-test:data_version")
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
+    monkeypatch.delenv(dataversion.ENV, raising=False)
     try:
         out = io.StringIO()
         call_command("publish_data_version", "bq-build-42", stdout=out)
@@ -255,4 +258,6 @@ def test_bigquery_data_version_comes_from_redis(monkeypatch):
         assert engine.read_published_version() == "bq-build-42"
     finally:
         r.delete("strata-test:data_version")
-    assert r.get(engine.DATA_VERSION_KEY) == previous  # the real key was never touched
+    assert r.get(dataversion.REDIS_KEY) == previous  # the real key was never touched
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:9/0")  # nothing listens: reads go on
+    assert engine.read_published_version() is None

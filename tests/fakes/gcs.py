@@ -19,8 +19,10 @@ Both are restored afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import pathlib
 
 import pytest
 
@@ -35,6 +37,7 @@ class GcsEmulator:
     port: int
     server: object
     client: object  # google.cloud.storage.Client, anonymous, bound to the emulator
+    root: pathlib.Path | None = None  # on disk: gs://bucket/name is root/bucket/name
 
     def create_bucket(self, name: str):
         """Create bucket ``name`` unless it exists; returns it."""
@@ -54,14 +57,16 @@ class GcsEmulator:
         return self.client.bucket(bucket_name).blob(name).download_as_bytes()
 
 
-def start_emulator():
-    """Start an in-memory emulator on a free loopback port; returns ``(server, port)``."""
+def start_emulator(data_dir=None):
+    """Start an emulator on a free loopback port, in memory or (``data_dir``) on disk, objects
+    then under :func:`object_root`; returns ``(server, port)``."""
     from gcp_storage_emulator.server import create_server
 
     logging.getLogger("gcp_storage_emulator").setLevel(logging.WARNING)
     # Port 0: the OS picks a free port, so there is no bind race. The emulator has no public
     # accessor for the bound port, hence the private attribute (checked below).
-    server = create_server("127.0.0.1", 0, in_memory=True)
+    server = create_server("127.0.0.1", 0, in_memory=data_dir is None,
+                           data_dir=str(data_dir) if data_dir is not None else None)
     server.start()
     httpd = getattr(getattr(server, "_api", None), "_httpd", None)
     if httpd is None:
@@ -70,11 +75,26 @@ def start_emulator():
     return server, httpd.server_address[1]
 
 
+def object_root(data_dir) -> pathlib.Path:
+    """Where an on-disk emulator keeps ``gs://bucket/name``: ``object_root(d) / bucket / name``."""
+    from gcp_storage_emulator.settings import STORAGE_DIR
+
+    return pathlib.Path(data_dir) / STORAGE_DIR
+
+
 @pytest.fixture
 def gcs_emulator():
-    """A running GCS emulator with Beam and google-cloud-storage pointed at it (see module doc)."""
+    """A running in-memory GCS emulator with Beam and google-cloud-storage pointed at it."""
+    with running() as emulator:
+        yield emulator
+
+
+@contextlib.contextmanager
+def running(data_dir=None):
+    """A GCS emulator (on disk under ``data_dir``, else in memory) with Beam and
+    google-cloud-storage pointed at it for the ``with`` block; yields a :class:`GcsEmulator`."""
     try:
-        server, port = start_emulator()
+        server, port = start_emulator(data_dir)
     except Exception as exc:  # the package is a pinned dependency; this is a broken install
         from conftest import need_service
 
@@ -87,6 +107,7 @@ def gcs_emulator():
             from google.cloud import storage
 
             client = storage.Client(project=PROJECT, credentials=AnonymousCredentials())
-            yield GcsEmulator(host=host, port=port, server=server, client=client)
+            yield GcsEmulator(host=host, port=port, server=server, client=client,
+                              root=object_root(data_dir) if data_dir is not None else None)
     finally:
         server.stop()
