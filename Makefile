@@ -23,7 +23,17 @@ ifneq ($(wildcard $(BQEMU_VENV)/.installed),)
 export STRATA_BQEMULATOR_PYTHON ?= $(CURDIR)/$(BQEMU_VENV)/bin/python
 endif
 
-.PHONY: venv demo test test-fast bench bench-transform bench-api docs clean help bqemulator
+AIRFLOW_VENV ?= .venv-airflow
+# Airflow 3 + the Google provider for the DAG tests (`make airflow`), in a venv of its own.
+ifneq ($(wildcard $(AIRFLOW_VENV)/.installed),)
+export STRATA_AIRFLOW_PYTHON ?= $(CURDIR)/$(AIRFLOW_VENV)/bin/python
+endif
+# One venv per image, each from its own pinned set (`make image-venvs`): proves each set installs
+# alone with a clean `pip check`, and tests/test_images.py imports each image's code in it.
+IMAGES := ingest api transform collector
+IMAGE_VENVS ?= .venv-images
+
+.PHONY: venv demo test test-fast bench bench-transform bench-api docs clean help bqemulator airflow image-venvs
 help:
 	@echo "make demo   - generate events, ingest, build the dbt layers, serve the API, print where to look"
 	@echo "make test   - run the whole test suite (slow end-to-end tests included)"
@@ -53,6 +63,25 @@ $(BQEMU_VENV)/.installed: requirements-bqemulator.txt
 	$(BQEMU_VENV)/bin/python -m pip install --quiet -r requirements-bqemulator.txt
 	touch $@
 
+airflow: $(AIRFLOW_VENV)/.installed
+
+$(AIRFLOW_VENV)/.installed: requirements-airflow.txt
+	test -x $(AIRFLOW_VENV)/bin/python || $(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(AIRFLOW_VENV)/bin/python -m pip install --quiet -r requirements-airflow.txt
+	$(AIRFLOW_VENV)/bin/python -m pip check
+	touch $@
+
+image-venvs: $(IMAGES:%=$(IMAGE_VENVS)/%/.installed)
+
+$(IMAGE_VENVS)/%/.installed: requirements/%.txt
+	rm -rf $(IMAGE_VENVS)/$*
+	$(PYTHON) -m venv $(IMAGE_VENVS)/$*
+	$(IMAGE_VENVS)/$*/bin/python -m pip install --quiet --upgrade pip
+	$(IMAGE_VENVS)/$*/bin/python -m pip install --quiet -r requirements/$*.txt
+	$(IMAGE_VENVS)/$*/bin/python -m pip check
+	touch $@
+
 demo: venv
 	$(BIN)/python -m strata demo
 
@@ -75,4 +104,4 @@ docs: venv
 	$(BIN)/python -m strata docs
 
 clean:
-	rm -rf .strata .pytest_cache
+	rm -rf .strata .pytest_cache $(IMAGE_VENVS)

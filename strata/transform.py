@@ -269,6 +269,23 @@ def _run_direct(args: list[str], *, publish: bool) -> dict:
     return summary
 
 
+def run_freshness(*, target: str = "duckdb") -> dict:
+    """``dbt source freshness`` on ``target``: how old the newest raw row of each source is,
+    against the ``freshness`` blocks of ``models/staging/__sources.yml``. Returns ``ok`` (no
+    source past its error threshold) and ``sources`` (name -> pass / warn / error)."""
+    if target not in TARGETS:
+        raise TransformError(f"target {target!r} is not supported; expected one of {', '.join(TARGETS)}")
+    args = ["source", "freshness", "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR),
+            "--target", target, "--output", str(paths.home() / "dbt" / "sources.json")]
+    res = invoke_dbt(args, warehouse_file=paths.warehouse_path() if target == "duckdb" else None)
+    sources = {}
+    for r in getattr(res.result, "results", None) or []:
+        sources[getattr(r.node, "unique_id", "?").removeprefix("source.strata.")] = str(r.status).split(".")[-1].lower()
+    ok = res.exception is None and not any(status in ("error", "runtime error") for status in sources.values())
+    return {"ok": ok, "target": target, "sources": sources,
+            "error": str(res.exception) if res.exception is not None else None}
+
+
 def format_summary(summary: dict) -> str:
     """A few human lines: what was built, what was tested, rows per mart, how long it took."""
     m, t, u = summary["models"], summary["tests"], summary["unit_tests"]
