@@ -22,10 +22,10 @@ def provision_bigquery(project: str, *, location: str | None = None, endpoint: s
     from beam_pipelines.bigquery.tables import ensure_datasets, ensure_tables
 
     client = make_client(project, endpoint)
-    before = {d.dataset_id for d in client.list_datasets()}
     datasets = ensure_datasets(client, project, location)
     tables = ensure_tables(client, project, "raw", location)
-    lines = [f"dataset {project}.{layer}: {'exists' if ds.dataset_id in before else 'created'}"
+    lines = [f"dataset {project}.{layer}: ready (default partition expiration "
+             f"{(ds.default_partition_expiration_ms or 0) // 86_400_000 or 'none'} days)"
              for layer, ds in datasets.items()]
     lines += [f"table {project}.raw.{name}: ready (partitioning {t.time_partitioning.field if t.time_partitioning else 'none'}, "
               f"clustering {', '.join(t.clustering_fields or []) or 'none'})" for name, t in tables.items()]

@@ -126,7 +126,7 @@ def store(url: str | None = None):
     if not url:
         return FileStore()
     parts = urllib.parse.urlsplit(url)
-    if parts.scheme == "file" and parts.path.startswith("/"):
+    if parts.scheme == "file" and not parts.netloc and parts.path.startswith("/"):
         return FileStore(parts.path)
     if parts.scheme in ("redis", "rediss", "unix"):
         return RedisStore(url)

@@ -1,9 +1,14 @@
 """``strata launch batch|stream --project P --region R [-p NAME=VALUE ...] [--run]``: validate
 the Flex Template parameters locally, print the exact ``gcloud dataflow flex-template run``
-command, or run it with ``--run`` (see ``strata.launch``)."""
+command, or run it with ``--run`` (see ``strata.launch``).
+
+It needs only the standard library: ``python3 -m strata.commands.launch stream ...`` runs it on a
+bare Python (Cloud Build's SDK image), where the full CLI's other commands could not load.
+"""
 
 from __future__ import annotations
 
+import argparse
 import shlex
 import subprocess
 import sys
@@ -67,3 +72,14 @@ def run(args) -> int:
         print(shlex.join(argv))
         return 0
     return subprocess.run(argv).returncode
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="strata")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["launch", *(sys.argv[1:] if argv is None else argv)])
+    return args.func(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
