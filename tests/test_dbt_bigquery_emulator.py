@@ -19,72 +19,20 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import pathlib
-import socket
-import subprocess
-import sys
-import textwrap
-import time
 
 import pytest
 
 from strata_core import paths
 from strata import transform
+from tests.fakes import bqemulator
 
 pytestmark = pytest.mark.slow
-
-LAUNCHER = textwrap.dedent('''
-    import sys
-    import duckdb
-    _connect = duckdb.connect
-    def connect(database=":memory:", read_only=False, config=None, **kw):
-        config = dict(config or {})
-        config.update(autoinstall_known_extensions=False, autoload_known_extensions=False,
-                      allow_community_extensions=False)
-        return _connect(database, read_only=read_only, config=config, **kw)
-    duckdb.connect = connect
-    from bqemulator.storage import engine
-    engine.DuckDBEngine._load_spatial = lambda self: None           # would download `spatial`
-    engine.DuckDBEngine._load_format_extensions = lambda self: None  # would download `avro`
-    from bqemulator.cli import main
-    sys.argv = ["bqemulator", "start", *sys.argv[1:]]
-    main()
-''')
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def emulator(tmp_path_factory):
-    from conftest import need_service
-
-    python = os.environ.get("STRATA_BQEMULATOR_PYTHON")
-    need_service(bool(python) and pathlib.Path(python).exists(),
-                 "bqemulator not available: run `make bqemulator` (CI does) or set STRATA_BQEMULATOR_PYTHON "
-                 "to a Python with bqemulator 1.4")
-    work = tmp_path_factory.mktemp("bqemu")
-    (work / "launch.py").write_text(LAUNCHER)
-    rest, grpc = _free_port(), _free_port()
-    proc = subprocess.Popen([python, str(work / "launch.py"), "--rest-host", "127.0.0.1", "--rest-port", str(rest),
-                             "--grpc-host", "127.0.0.1", "--grpc-port", str(grpc), "--project", "strata-local",
-                             "--log-level", "warning"], stdout=subprocess.DEVNULL, stderr=open(work / "log", "w"))
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", rest), timeout=0.5).close()
-            break
-        except OSError:
-            if proc.poll() is not None:
-                pytest.fail(f"bqemulator exited: {(work / 'log').read_text()[-2000:]}")
-            time.sleep(0.3)
-    yield f"http://127.0.0.1:{rest}"
-    proc.terminate()
-    proc.wait(timeout=30)
+    with bqemulator.running(tmp_path_factory.mktemp("bqemu")) as endpoint:
+        yield endpoint
 
 
 def _seed(endpoint: str) -> None:

@@ -4,7 +4,6 @@ the real emulator) and the data-version stores. Nothing reaches a Google endpoin
 
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 import re
