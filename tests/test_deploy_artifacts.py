@@ -33,7 +33,7 @@ VALIDATION_REGEXES = {"bq_project": options._PROJECT_RE, "bq_dataset": options._
 #: entry once that branch is merged, and then its COPY is checked like every other.
 OTHER_BRANCH_SOURCES = {"collector"} - {p.name for p in ROOT.iterdir()}
 DOCKERFILES = {
-    "templates/ingest_batch/Dockerfile": "ingest", "templates/ingest_stream/Dockerfile": "ingest",
+    "templates/Dockerfile": "ingest",
     "graphql_site/Dockerfile": "api", "transforms_sql/Dockerfile": "transform",
     "deploy/collector/Dockerfile": "collector",
 }
@@ -123,8 +123,10 @@ def test_required_options_are_the_required_parameters(template):
 
 # ---- Dockerfiles -----------------------------------------------------------------------------
 
-def _instructions(path: pathlib.Path) -> list[tuple[str, str]]:
+def _instructions(path: pathlib.Path, build_args: dict | None = None) -> list[tuple[str, str]]:
     text = re.sub(r"\\\n", " ", path.read_text())
+    for name, value in (build_args or {}).items():
+        text = text.replace("${%s}" % name, value)
     out = []
     for line in text.splitlines():
         line = line.strip()
@@ -134,9 +136,15 @@ def _instructions(path: pathlib.Path) -> list[tuple[str, str]]:
     return out
 
 
-@pytest.mark.parametrize("dockerfile", sorted(DOCKERFILES))
-def test_dockerfile_pins_bases_copies_existing_files_and_checks_pip(dockerfile):
-    steps = _instructions(ROOT / dockerfile)
+#: Build arguments each Dockerfile is built with (cloudbuild.yaml): every value is checked.
+BUILD_ARGS = {"templates/Dockerfile": [{"TEMPLATE": t} for t in TEMPLATES]}
+
+
+@pytest.mark.parametrize("dockerfile, build_args",
+                         [(d, a) for d in sorted(DOCKERFILES) for a in BUILD_ARGS.get(d, [{}])])
+def test_dockerfile_pins_bases_copies_existing_files_and_checks_pip(dockerfile, build_args):
+    steps = _instructions(ROOT / dockerfile, build_args)
+    assert "${" not in " ".join(rest for keyword, rest in steps if keyword == "COPY"), "unexpanded build arg"
     stages = set()
     for keyword, rest in steps:
         if keyword == "FROM":
@@ -250,7 +258,7 @@ def test_cloudbuild_runs_the_steps_in_order_and_names_files_that_exist():
     text = (ROOT / "cloudbuild.yaml").read_text()
     referenced = set(re.findall(r"(?<![\w/.$-])((?:[\w-]+/)+[\w.-]+\.(?:json|yaml|sql|txt)|[\w/-]*Dockerfile|\.ci/run)", text))
     referenced -= {r for r in referenced if r.startswith(("gs", "templates/ingest_batch.json", "templates/ingest_stream.json"))}
-    assert {"templates/ingest_batch/Dockerfile", "templates/ingest_stream/metadata.json",
+    assert {"templates/Dockerfile", "templates/ingest_stream/metadata.json",
             "deploy/bigquery/init.sql", ".ci/run"} <= referenced
     for path in referenced:
         assert (ROOT / path).exists(), f"cloudbuild.yaml names {path}, which does not exist"

@@ -4,8 +4,6 @@ The version is published last, so the API's caches turn over only once the marts
 the raw sources were found fresh.
 """
 
-import datetime as dt
-
 from airflow.sdk import DAG
 
 from strata_airflow import config, steps
@@ -16,11 +14,7 @@ with DAG(
     dag_id="strata_daily",
     description="dbt curated + mart models, source freshness, publish the data version",
     schedule="30 1 * * *",
-    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
-    catchup=False,
-    max_active_runs=1,
-    default_args=steps.DEFAULT_ARGS,
-    tags=["strata"],
+    **steps.DAG_DEFAULTS,
 ) as dag:
     (steps.transform("transform_curated_mart", cfg, "tag:daily", publish=False)
      >> steps.source_freshness(cfg)

@@ -26,6 +26,16 @@ DEFAULT_ARGS = {
     "on_failure_callback": alerts.notify_failure,
 }
 
+#: What both DAGs share: no backfill of missed runs (each run takes its own interval), one run
+#: at a time.
+DAG_DEFAULTS = {
+    "start_date": dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+    "catchup": False,
+    "max_active_runs": 1,
+    "default_args": DEFAULT_ARGS,
+    "tags": ["strata"],
+}
+
 #: The hour folder of a DAG run's data interval (Jinja, rendered by Airflow at run time).
 HOUR_FOLDER = "events/{{ data_interval_start.strftime('%Y-%m-%d/%H') }}"
 
