@@ -32,6 +32,7 @@ from typing import Any
 import sqlalchemy as sa
 from django.conf import settings
 
+from strata_core import duckdb_config
 from strata_core import paths as strata_paths
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,8 @@ def publish_version(version: str) -> None:
 
 
 class WarehouseUnavailable(RuntimeError):
-    """The warehouse cannot be read (not built yet, or unreachable)."""
+    """The warehouse cannot be read (not built yet, or unreachable). The message is shown to
+    clients, so it never contains a file path."""
 
 
 @dataclasses.dataclass
@@ -147,8 +149,10 @@ class DuckDBWarehouse:
         try:
             db_stat = db.stat()
         except FileNotFoundError:
+            # No path in the message: it reaches clients (and /healthz); the log has it.
+            log.debug("warehouse file %s not found", db)
             raise WarehouseUnavailable(
-                f"the warehouse {db} does not exist yet: run `strata ingest` and `strata transform`") from None
+                "the warehouse is not built yet: run `strata ingest` and `strata transform`") from None
         version_file = db.parent / "data_version"
         try:
             v_stat = version_file.stat()
@@ -174,10 +178,10 @@ class DuckDBWarehouse:
             try:
                 os.link(db, link)
             except FileNotFoundError:
-                raise WarehouseUnavailable(f"the warehouse {db} was replaced while opening; retry") from None
-            config = {"memory_limit": settings.STRATA_DUCKDB_MEMORY_LIMIT}
-            if settings.STRATA_DUCKDB_THREADS:
-                config["threads"] = settings.STRATA_DUCKDB_THREADS
+                raise WarehouseUnavailable("the warehouse was replaced while opening; retry") from None
+            # Read-only and offline by DuckDB's own settings (the API reads only the marts).
+            config = duckdb_config.read_only_config(threads=settings.STRATA_DUCKDB_THREADS or None,
+                                                    memory_limit=settings.STRATA_DUCKDB_MEMORY_LIMIT)
             engine = sa.create_engine(
                 f"duckdb:///{link}", connect_args={"read_only": True, "config": config},
                 poolclass=sa.pool.QueuePool, pool_size=8, max_overflow=8, pool_pre_ping=False)

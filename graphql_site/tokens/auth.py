@@ -21,6 +21,9 @@ class Principal:
     token_id: int
     name: str
     rate_limit_per_minute: int
+    #: What the token may read. Every token reads every field today; the response cache keys on
+    #: the scope anyway, so that per-token scopes can never serve one token another's answer.
+    scope: str = "read:all"
 
 
 class AuthError(Exception):
@@ -33,13 +36,20 @@ _cache: dict[str, tuple[float, Principal | None]] = {}
 _lock = threading.Lock()
 
 
+#: Tokens are ``strata_`` + 43 characters; anything much longer is refused before hashing.
+MAX_TOKEN_CHARS = 200
+
+
 def _bearer(header: str | None) -> str:
     if not header:
         raise AuthError("missing Authorization header: send `Authorization: Bearer <token>`")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
         raise AuthError("Authorization header must be `Bearer <token>`")
-    return token.strip()
+    if len(token) > MAX_TOKEN_CHARS:
+        raise AuthError(f"the token is over {MAX_TOKEN_CHARS} characters; API tokens are about 50")
+    return token
 
 
 def authenticate(header: str | None) -> Principal:
