@@ -157,8 +157,7 @@ def read_request(request: Request) -> GraphQLRequest:
         raw = request.read_body(limit)
         if raw is None:
             raise RequestError(error_response(413, f"the body is over {limit} bytes "
-                                              "(STRATA_MAX_BODY_BYTES)", "REQUEST_TOO_LARGE",
-                                              [("Connection", "close")]))
+                                              "(STRATA_MAX_BODY_BYTES)", "REQUEST_TOO_LARGE"))
         try:
             body = orjson.loads(raw or b"null")
         except orjson.JSONDecodeError:
@@ -234,13 +233,13 @@ def handle(request: Request) -> Response:
     wait = ratelimit.auth_failures.blocked(address)
     if wait:
         return error_response(429, f"too many failed authentications from this address; retry in {wait} s",
-                              "AUTH_RATE_LIMITED", [("Retry-After", str(wait)), ("Connection", "close")])
+                              "AUTH_RATE_LIMITED", [("Retry-After", str(wait))])
     try:
         principal = authenticate(request.headers.get("HTTP_AUTHORIZATION"))
     except AuthError as exc:
         ratelimit.auth_failures.failed(address)
         return error_response(401, exc.message, "UNAUTHENTICATED",
-                              [("WWW-Authenticate", 'Bearer realm="strata"'), ("Connection", "close")])
+                              [("WWW-Authenticate", 'Bearer realm="strata"')])
     # 2. limit
     wait = ratelimit.check_token(principal)
     if wait:
