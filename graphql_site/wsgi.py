@@ -8,7 +8,8 @@ import os
 from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "graphql_site.settings.local")
+django_application = get_wsgi_application()  # sets Django up: the gateway imports models
 
-from graphql_site.gateway.front import GraphQLGateway  # noqa: E402 (needs the settings module)
+from graphql_site.gateway.front import GraphQLGateway  # noqa: E402
 
-application = GraphQLGateway(get_wsgi_application())
+application = GraphQLGateway(django_application)

@@ -40,8 +40,9 @@ import time
 
 import msgpack
 import orjson
-from django.conf import settings
 from django.core.signals import setting_changed
+
+from .conf import conf
 
 log = logging.getLogger("graphql_site.cache")
 
@@ -53,7 +54,7 @@ _EXT_DECIMAL, _EXT_DATE, _EXT_DATETIME = 1, 2, 3
 
 
 def _mac_key() -> bytes:
-    return hashlib.sha256(b"strata-cache-seal|" + settings.SECRET_KEY.encode()).digest()
+    return hashlib.sha256(b"strata-cache-seal|" + conf().SECRET_KEY.encode()).digest()
 
 
 def seal(key: str, payload: bytes) -> bytes:
@@ -141,10 +142,14 @@ class LocalStore:
         if entry is not None:
             self.bytes -= len(key) + len(entry[1])
 
-    def clear(self) -> None:
+    def clear(self, keep_prefix: str | None = None) -> None:
         with self._lock:
-            self._entries.clear()
-            self.bytes = 0
+            if keep_prefix is None:
+                self._entries.clear()
+                self.bytes = 0
+                return
+            for key in [k for k in self._entries if not k.startswith(keep_prefix)]:
+                self._drop(key)
 
 
 class RedisStore:
@@ -170,7 +175,7 @@ class RedisStore:
                 log.warning("cache unavailable (%s: %s); serving from the warehouse without the shared "
                             "cache until it is back", type(exc).__name__, exc)
             self._down = True
-            self._down_until = time.monotonic() + settings.STRATA_CACHE_RETRY_S
+            self._down_until = time.monotonic() + conf().STRATA_CACHE_RETRY_S
 
     def _ok(self) -> None:
         if self._down:
@@ -260,12 +265,12 @@ class Cache:
         if payload is None:
             log.warning("ignoring a cache entry that is not sealed by this service (key %s)", key[:60])
             return None
-        self.local.set(key, sealed, settings.STRATA_CACHE_LOCAL_TTL_S)
+        self.local.set(key, sealed, conf().STRATA_CACHE_LOCAL_TTL_S)
         return payload
 
     def set(self, key: str, payload: bytes, ttl_s: float) -> None:
         sealed = seal(key, payload)
-        self.local.set(key, sealed, min(ttl_s, settings.STRATA_CACHE_LOCAL_TTL_S))
+        self.local.set(key, sealed, min(ttl_s, conf().STRATA_CACHE_LOCAL_TTL_S))
         if self.shared is not None:
             self.shared.set(key, sealed, ttl_s)
 
@@ -279,13 +284,13 @@ def get_cache() -> Cache:
     if _cache is None:
         with _cache_lock:
             if _cache is None:
-                if settings.STRATA_CACHE == "off":
+                if conf().STRATA_CACHE == "off":
                     local = LocalStore(0)  # stores nothing: every request runs its SQL
                 else:
-                    local = LocalStore(settings.STRATA_CACHE_LOCAL_BYTES)
+                    local = LocalStore(conf().STRATA_CACHE_LOCAL_BYTES)
                 shared = None
-                if settings.STRATA_REDIS_URL and settings.STRATA_CACHE != "off":
-                    shared = RedisStore(settings.STRATA_REDIS_URL, settings.STRATA_CACHE_KEY_PREFIX)
+                if conf().STRATA_REDIS_URL and conf().STRATA_CACHE != "off":
+                    shared = RedisStore(conf().STRATA_REDIS_URL, conf().STRATA_CACHE_KEY_PREFIX)
                 _cache = Cache(local, shared)
     return _cache
 
@@ -324,7 +329,7 @@ def note_version(version: str) -> None:
     if old is None or old == version:
         return
     cache = get_cache()
-    cache.local.clear()
+    cache.local.clear(keep_prefix="q:")  # persisted query texts are not versioned
     if cache.shared is not None:
         threading.Thread(target=purge_version, args=(old,), name="purge-cache", daemon=True).start()
 
@@ -347,19 +352,16 @@ def today_utc() -> dt.date:
 def ttl_for(end: dt.date | None, today: dt.date | None = None) -> int:
     """Seconds to keep a result whose date range ends on ``end`` (``None``: no range = hot)."""
     today = today or today_utc()
-    if end is None or end >= today - dt.timedelta(days=settings.STRATA_CACHE_HOT_DAYS - 1):
-        return settings.STRATA_CACHE_HOT_TTL_S
-    return settings.STRATA_CACHE_HISTORICAL_TTL_S
+    if end is None or end >= today - dt.timedelta(days=conf().STRATA_CACHE_HOT_DAYS - 1):
+        return conf().STRATA_CACHE_HOT_TTL_S
+    return conf().STRATA_CACHE_HISTORICAL_TTL_S
 
 
 def digest(*parts) -> str:
+    """Keys of whole responses: ``r:<version>:<digest of query hash, variables, operation, token
+    scope and limits>`` (``pipeline.GraphQLRequest.response_key``)."""
     return hashlib.sha256(orjson.dumps(parts, option=orjson.OPT_SORT_KEYS, default=str)).hexdigest()[:40]
 
 
 def field_key(version: str, field: str, args: dict) -> str:
     return f"f:{version}:{field}:{digest(args)}"
-
-
-def response_key(version: str, query_hash: str, variables, operation_name, scope: str, policy=()) -> str:
-    """Whole responses: (data version, query text hash, variables, operation, token scope, limits)."""
-    return f"r:{version}:{digest(query_hash, variables, operation_name, scope, policy)}"

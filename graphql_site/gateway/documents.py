@@ -25,13 +25,14 @@ import sys
 import threading
 from collections import OrderedDict
 
-from django.conf import settings
 from graphene.validation import DisableIntrospection, depth_limit_validator
 from graphql import GraphQLError, parse, specified_rules, validate
-from graphql.validation import ValuesOfCorrectTypeRule
 from graphql.language import (ArgumentNode, DocumentNode, FieldNode, FragmentDefinitionNode, FragmentSpreadNode,
                               InlineFragmentNode, ListValueNode, ObjectValueNode, OperationDefinitionNode,
                               VariableNode)
+from graphql.validation import ValuesOfCorrectTypeRule
+
+from .conf import conf
 
 #: Bytes of AST per byte of query text (measured: 55-70 for small and alias-heavy queries).
 AST_BYTES_PER_SOURCE_BYTE = 80
@@ -74,10 +75,10 @@ class Prepared:
 
 
 def _policy() -> tuple:
-    return (settings.STRATA_GRAPHQL_MAX_TOKENS, settings.STRATA_GRAPHQL_MAX_FIELDS,
-            settings.STRATA_GRAPHQL_MAX_ALIASES, settings.STRATA_GRAPHQL_MAX_DIRECTIVES,
-            settings.STRATA_GRAPHQL_MAX_DEPTH, settings.STRATA_GRAPHQL_INTROSPECTION,
-            settings.STRATA_GRAPHQL_SUGGESTIONS)
+    return (conf().STRATA_GRAPHQL_MAX_TOKENS, conf().STRATA_GRAPHQL_MAX_FIELDS,
+            conf().STRATA_GRAPHQL_MAX_ALIASES, conf().STRATA_GRAPHQL_MAX_DIRECTIVES,
+            conf().STRATA_GRAPHQL_MAX_DEPTH, conf().STRATA_GRAPHQL_INTROSPECTION,
+            conf().STRATA_GRAPHQL_SUGGESTIONS)
 
 
 class _DocumentCache:
@@ -97,7 +98,7 @@ class _DocumentCache:
         return None
 
     def put(self, key, size: int, prepared: Prepared) -> None:
-        budget = settings.STRATA_PARSE_CACHE_BYTES
+        budget = conf().STRATA_PARSE_CACHE_BYTES
         if size > budget // 4:
             return
         with self._lock:
@@ -136,26 +137,26 @@ def prepare(query: str, schema) -> Prepared:
 
 def _prepare(query: str, schema) -> Prepared:
     try:
-        document = parse(query, max_tokens=settings.STRATA_GRAPHQL_MAX_TOKENS)
+        document = parse(query, max_tokens=conf().STRATA_GRAPHQL_MAX_TOKENS)
     except GraphQLError as exc:
         too_long = "Parsing aborted" in exc.message
         return Prepared(None, [{**exc.formatted, "extensions": {
             "code": "QUERY_TOO_LARGE" if too_long else "GRAPHQL_PARSE_FAILED",
-            **({"maxTokens": settings.STRATA_GRAPHQL_MAX_TOKENS} if too_long else {})}}])
+            **({"maxTokens": conf().STRATA_GRAPHQL_MAX_TOKENS} if too_long else {})}}])
     shape = shape_errors(document)
     if shape:
         return Prepared(None, shape)
-    _did_you_mean.MAX_LENGTH = 5 if settings.STRATA_GRAPHQL_SUGGESTIONS else 0
+    _did_you_mean.MAX_LENGTH = 5 if conf().STRATA_GRAPHQL_SUGGESTIONS else 0
     errors = validate(schema, document, RULES, max_errors=20)
     if errors:
         arguments = _argument_values(document)
         return Prepared(None, [_validation_error(e, arguments) for e in errors])
-    if not settings.STRATA_GRAPHQL_INTROSPECTION:
+    if not conf().STRATA_GRAPHQL_INTROSPECTION:
         errors = validate(schema, document, [DisableIntrospection], max_errors=5)
         if errors:
             return Prepared(None, [{**e.formatted, "extensions": {"code": "INTROSPECTION_DISABLED"}}
                                    for e in errors])
-    limit = settings.STRATA_GRAPHQL_MAX_DEPTH
+    limit = conf().STRATA_GRAPHQL_MAX_DEPTH
     errors = validate(schema, document, [depth_limit_validator(limit)], max_errors=5)
     if errors:
         return Prepared(None, [{**e.formatted, "extensions": {"code": "QUERY_TOO_DEEP", "maxDepth": limit}}
@@ -206,7 +207,7 @@ def _argument_values(document: DocumentNode) -> list:
 
 def shape_errors(document: DocumentNode) -> list[dict]:
     """Aliases, directives and expanded fields over their bounds (linear in the document)."""
-    max_fields = settings.STRATA_GRAPHQL_MAX_FIELDS
+    max_fields = conf().STRATA_GRAPHQL_MAX_FIELDS
     aliases = directives = 0
     fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
     expanded: dict[str, int] = {}
@@ -247,11 +248,11 @@ def shape_errors(document: DocumentNode) -> list[dict]:
     if worst > max_fields:
         errors.append(error(f"The operation selects more than {max_fields} fields once fragments are "
                             "expanded; split it into smaller queries.", "QUERY_TOO_COMPLEX", maxFields=max_fields))
-    if aliases > settings.STRATA_GRAPHQL_MAX_ALIASES:
-        errors.append(error(f"The document has {aliases} aliases; at most {settings.STRATA_GRAPHQL_MAX_ALIASES} "
-                            "are allowed.", "QUERY_TOO_COMPLEX", maxAliases=settings.STRATA_GRAPHQL_MAX_ALIASES))
-    if directives > settings.STRATA_GRAPHQL_MAX_DIRECTIVES:
+    if aliases > conf().STRATA_GRAPHQL_MAX_ALIASES:
+        errors.append(error(f"The document has {aliases} aliases; at most {conf().STRATA_GRAPHQL_MAX_ALIASES} "
+                            "are allowed.", "QUERY_TOO_COMPLEX", maxAliases=conf().STRATA_GRAPHQL_MAX_ALIASES))
+    if directives > conf().STRATA_GRAPHQL_MAX_DIRECTIVES:
         errors.append(error(f"The document has {directives} directives; at most "
-                            f"{settings.STRATA_GRAPHQL_MAX_DIRECTIVES} are allowed.", "QUERY_TOO_COMPLEX",
-                            maxDirectives=settings.STRATA_GRAPHQL_MAX_DIRECTIVES))
+                            f"{conf().STRATA_GRAPHQL_MAX_DIRECTIVES} are allowed.", "QUERY_TOO_COMPLEX",
+                            maxDirectives=conf().STRATA_GRAPHQL_MAX_DIRECTIVES))
     return errors

@@ -5,7 +5,7 @@ Why in front: a cached answer should cost next to nothing, and Django's request 
 (``HttpRequest``, nine middleware, URL resolution) costs several times more than the lookup
 itself. What the middleware would add for this endpoint is done here: the ``Host`` check
 (``ALLOWED_HOSTS``), ``X-Content-Type-Options: nosniff``, and closing stale database
-connections after a request. There is no session or CSRF state on this endpoint: it
+connections around the work that uses them (``pipeline``, ``tokens.auth``). There is no session or CSRF state on this endpoint: it
 authenticates with a bearer token, which a browser never sends on its own.
 """
 
@@ -58,8 +58,6 @@ class GraphQLGateway:
         except Exception:  # noqa: BLE001 - never a traceback to the client
             pipeline.log.exception("unexpected error on /graphql")
             response = pipeline.error_response(500, "internal error", "INTERNAL")
-        finally:
-            pipeline.finish()
         headers = [*response.headers, ("X-Content-Type-Options", "nosniff")]
         if response.status != 304:
             headers.append(("Content-Length", str(len(response.body))))

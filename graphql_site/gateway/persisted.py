@@ -26,10 +26,10 @@ import json
 import pathlib
 import re
 
-from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from . import caching
+from .conf import conf
 
 HASH_RE = re.compile(r"[0-9a-f]{64}")
 MODES = ("apq", "allowlist", "off")
@@ -64,7 +64,7 @@ def load_manifest(path: str) -> dict[str, str]:
 
 
 def _mode() -> str:
-    mode = settings.STRATA_PERSISTED_QUERIES
+    mode = conf().STRATA_PERSISTED_QUERIES
     if mode not in MODES:
         raise ImproperlyConfigured(f"STRATA_PERSISTED_QUERIES={mode!r}: expected one of {', '.join(MODES)}")
     return mode
@@ -88,17 +88,17 @@ def resolve(query: str | None, extensions: dict | None) -> tuple[str, str]:
         if sent_hash is not None and sent_hash != query_hash:
             raise PersistedQueryError(400, "provided sha does not match query", "BAD_REQUEST")
         if mode == "allowlist":
-            if query_hash not in load_manifest(settings.STRATA_PERSISTED_QUERY_MANIFEST):
+            if query_hash not in load_manifest(conf().STRATA_PERSISTED_QUERY_MANIFEST):
                 raise PersistedQueryError(400, "PersistedQueryNotInList: this server only runs the operations of "
                                           "its persisted-query manifest", "PERSISTED_QUERY_NOT_IN_LIST")
         elif sent_hash is not None:
-            caching.get_cache().set(f"q:{query_hash}", query.encode(), settings.STRATA_PERSISTED_QUERY_TTL_S)
+            caching.get_cache().set(f"q:{query_hash}", query.encode(), conf().STRATA_PERSISTED_QUERY_TTL_S)
         return query, query_hash
     if sent_hash is None:
         raise PersistedQueryError(400, "give `query` (the GraphQL text) or extensions.persistedQuery",
                                   "BAD_REQUEST")
     if mode == "allowlist":
-        text = load_manifest(settings.STRATA_PERSISTED_QUERY_MANIFEST).get(sent_hash)
+        text = load_manifest(conf().STRATA_PERSISTED_QUERY_MANIFEST).get(sent_hash)
         if text is None:
             raise PersistedQueryError(400, "PersistedQueryNotInList", "PERSISTED_QUERY_NOT_IN_LIST")
         return text, sent_hash

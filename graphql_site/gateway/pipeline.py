@@ -32,7 +32,7 @@ import logging
 from urllib.parse import parse_qsl
 
 import orjson
-from django.conf import settings
+from django.core.signals import setting_changed
 from django.db import close_old_connections
 from django.http.request import split_domain_port, validate_host
 from graphql import GraphQLError, execute
@@ -41,6 +41,7 @@ from graphql_site.querylayer.engine import WarehouseUnavailable, get_warehouse
 from graphql_site.tokens.auth import AuthError, authenticate
 
 from . import caching, documents, persisted, planning, ratelimit
+from .conf import conf
 from .context import RequestContext
 
 log = logging.getLogger("graphql_site.gateway")
@@ -84,6 +85,14 @@ class GraphQLRequest:
     query_hash: str
     variables: dict | None
     operation_name: str | None
+    _digests: dict = dataclasses.field(default_factory=dict, repr=False)
+
+    def response_key(self, version: str, scope: str, policy: tuple) -> str:
+        digest = self._digests.get((scope, policy))
+        if digest is None:
+            digest = self._digests[(scope, policy)] = caching.digest(
+                self.query_hash, self.variables, self.operation_name, scope, policy)
+        return f"r:{version}:{digest}"
 
 
 def _schema():
@@ -101,7 +110,7 @@ def _planners():
 def client_address(request: Request) -> str:
     """The client's address: ``REMOTE_ADDR``, or the entry ``STRATA_TRUSTED_PROXIES`` hops from the
     right of ``X-Forwarded-For`` behind that many proxies (Cloud Run's front end is one)."""
-    hops = settings.STRATA_TRUSTED_PROXIES
+    hops = conf().STRATA_TRUSTED_PROXIES
     if hops:
         forwarded = [a.strip() for a in request.headers.get("HTTP_X_FORWARDED_FOR", "").split(",") if a.strip()]
         if len(forwarded) >= hops:
@@ -139,12 +148,52 @@ def _json_param(value, name: str):
         raise _bad_request(f"`{name}` must be JSON") from None
 
 
+class _Recent:
+    """Requests read recently, by their exact bytes: a repeated request (the cacheable case) is
+    one dictionary lookup instead of parsing a query string or JSON again. Bounded by entries and
+    by the size of what is kept; a failed read is never kept."""
+
+    MAX_ENTRIES, MAX_KEY_BYTES = 4096, 8192
+
+    def __init__(self):
+        self.entries: dict = {}
+
+    def get(self, key):
+        return self.entries.get(key)
+
+    def put(self, key, gql: GraphQLRequest) -> None:
+        if len(key[1]) <= self.MAX_KEY_BYTES:
+            if len(self.entries) >= self.MAX_ENTRIES:
+                self.entries.clear()
+            self.entries[key] = gql
+
+
+_recent = _Recent()
+
+
 def read_request(request: Request) -> GraphQLRequest:
     """The GraphQL request in a POST body or GET parameters, bounded and type-checked."""
-    limit = settings.STRATA_MAX_BODY_BYTES
+    limit = conf().STRATA_MAX_BODY_BYTES
     if request.method == "GET":
         if len(request.query_string) > limit:
             raise RequestError(error_response(413, f"the query string is over {limit} bytes", "REQUEST_TOO_LARGE"))
+        key = ("GET", request.query_string)
+    else:
+        raw = request.read_body(limit)
+        if raw is None:
+            raise RequestError(error_response(413, f"the body is over {limit} bytes "
+                                              "(STRATA_MAX_BODY_BYTES)", "REQUEST_TOO_LARGE"))
+        key = (request.headers.get("CONTENT_TYPE", ""), raw)
+    gql = _recent.get(key)
+    if gql is None:
+        gql = _read(request, key[1])
+        _recent.put(key, gql)
+    return gql
+
+
+def _read(request: Request, raw) -> GraphQLRequest:
+    if request.method == "GET":
+        raw_text = request.query_string.encode()
         params = dict(parse_qsl(request.query_string, keep_blank_values=True))
         body = {"query": params.get("query") or None, "operationName": params.get("operationName") or None,
                 "variables": _json_param(params.get("variables"), "variables"),
@@ -154,10 +203,7 @@ def read_request(request: Request) -> GraphQLRequest:
         if content_type not in ("application/json", ""):
             raise RequestError(error_response(415, f"Content-Type {content_type!r}: send application/json",
                                               "UNSUPPORTED_MEDIA_TYPE"))
-        raw = request.read_body(limit)
-        if raw is None:
-            raise RequestError(error_response(413, f"the body is over {limit} bytes "
-                                              "(STRATA_MAX_BODY_BYTES)", "REQUEST_TOO_LARGE"))
+        raw_text = raw
         try:
             body = orjson.loads(raw or b"null")
         except orjson.JSONDecodeError:
@@ -174,8 +220,10 @@ def read_request(request: Request) -> GraphQLRequest:
         raise _bad_request("`operationName` must be a string")
     if extensions is not None and not isinstance(extensions, dict):
         raise _bad_request("`extensions` must be a JSON object")
-    depth = settings.STRATA_MAX_JSON_DEPTH
-    if _depth_over(variables, depth) or _depth_over(extensions, depth):
+    depth = conf().STRATA_MAX_JSON_DEPTH
+    # Nesting needs at least one bracket per level: most requests are cleared by counting them.
+    brackets = raw_text.count(b"{") + raw_text.count(b"[")
+    if brackets > depth and (_depth_over(variables, depth) or _depth_over(extensions, depth)):
         raise _bad_request(f"`variables` and `extensions` may nest at most {depth} levels")
     try:
         text, query_hash = persisted.resolve(query, extensions)
@@ -187,9 +235,9 @@ def read_request(request: Request) -> GraphQLRequest:
 
 def _policy() -> tuple:
     """Limits that change what a response may be: part of every response key."""
-    return (settings.STRATA_GRAPHQL_INTROSPECTION, settings.STRATA_GRAPHQL_MAX_DEPTH,
-            settings.STRATA_GRAPHQL_MAX_COST, settings.STRATA_GRAPHQL_MAX_FIELDS,
-            settings.STRATA_GRAPHQL_MAX_TOKENS, settings.STRATA_GRAPHQL_SUGGESTIONS)
+    return (conf().STRATA_GRAPHQL_INTROSPECTION, conf().STRATA_GRAPHQL_MAX_DEPTH,
+            conf().STRATA_GRAPHQL_MAX_COST, conf().STRATA_GRAPHQL_MAX_FIELDS,
+            conf().STRATA_GRAPHQL_MAX_TOKENS, conf().STRATA_GRAPHQL_SUGGESTIONS)
 
 
 def _etag(key: str) -> str:
@@ -197,7 +245,7 @@ def _etag(key: str) -> str:
 
 
 def _http_cache_headers(etag: str) -> list:
-    return [("ETag", etag), ("Cache-Control", f"public, max-age={settings.STRATA_HTTP_MAX_AGE_S}"),
+    return [("ETag", etag), ("Cache-Control", f"public, max-age={conf().STRATA_HTTP_MAX_AGE_S}"),
             ("Vary", "Authorization")]
 
 
@@ -217,15 +265,38 @@ def _rate_limited(principal, retry_after: int) -> Response:
              f"{principal.name!r}; retry in {retry_after} s", "RATE_LIMITED", [("Retry-After", str(retry_after))])
 
 
+_hosts: dict[str, bool] = {}
+
+
+def _forget(**_kwargs) -> None:
+    """Settings changed (tests): what was read under the old ones no longer holds."""
+    _hosts.clear()
+    _recent.entries.clear()
+
+
+setting_changed.connect(_forget)
+
+
+def _host_allowed(header: str) -> bool:
+    """Django's own rule (``HttpRequest.get_host``), which this endpoint bypasses; memoised."""
+    allowed = _hosts.get(header)
+    if allowed is None:
+        c = conf()
+        host, _port = split_domain_port(header)
+        hosts = c.ALLOWED_HOSTS or ([".localhost", "127.0.0.1", "[::1]"] if c.DEBUG else [])
+        allowed = bool(host) and validate_host(host, hosts)
+        if len(_hosts) > 1000:
+            _hosts.clear()
+        _hosts[header] = allowed
+    return allowed
+
+
 def handle(request: Request) -> Response:
     if request.method not in ("GET", "POST"):
         return error_response(405, f"{request.method} is not supported: POST a JSON body {{\"query\": ..., "
                                    "\"variables\": ...}, or GET with query parameters", "METHOD_NOT_ALLOWED",
                               [("Allow", "GET, POST")])
-    host, _port = split_domain_port(request.headers.get("HTTP_HOST", ""))
-    # Django's own rule (HttpRequest.get_host), which this endpoint bypasses.
-    allowed = settings.ALLOWED_HOSTS or ([".localhost", "127.0.0.1", "[::1]"] if settings.DEBUG else [])
-    if not host or not validate_host(host, allowed):
+    if not _host_allowed(request.headers.get("HTTP_HOST", "")):
         return error_response(400, "this Host is not served here (DJANGO_ALLOWED_HOSTS)", "DISALLOWED_HOST")
 
     # 1. authenticate
@@ -250,7 +321,7 @@ def handle(request: Request) -> Response:
     except RequestError as exc:
         return exc.response
     # 4. look up
-    warehouse = settings.STRATA_WAREHOUSE
+    warehouse = conf().STRATA_WAREHOUSE
     try:
         snapshot, unavailable = get_warehouse().snapshot(), None
         version = snapshot.version
@@ -259,8 +330,7 @@ def handle(request: Request) -> Response:
         snapshot, unavailable, version = None, exc, None
     extensions = {"cacheHit": False, "cache": "miss", "dataVersion": version, "warehouse": warehouse}
     cache = caching.get_cache()
-    key = caching.response_key(version, gql.query_hash, gql.variables, gql.operation_name, principal.scope,
-                               _policy()) if version else None
+    key = gql.response_key(version, principal.scope, _policy()) if version else None
     headers = []
     if key is not None and request.method == "GET":
         etag = _etag(key)
@@ -277,6 +347,16 @@ def handle(request: Request) -> Response:
 
 
 def _execute(gql: GraphQLRequest, principal, snapshot, unavailable, extensions, key, headers) -> Response:
+    # Resolvers may use Django's database (metric definitions): close stale connections around
+    # them, as Django does around a request (this endpoint runs outside Django's handling).
+    close_old_connections()
+    try:
+        return _run(gql, principal, snapshot, unavailable, extensions, key, headers)
+    finally:
+        close_old_connections()
+
+
+def _run(gql: GraphQLRequest, principal, snapshot, unavailable, extensions, key, headers) -> Response:
     schema = _schema()
     prepared = documents.prepare(gql.query, schema)
     if prepared.errors:
@@ -295,7 +375,7 @@ def _execute(gql: GraphQLRequest, principal, snapshot, unavailable, extensions, 
         extensions["cache"] = "partial"
     if not cache.available:
         extensions["cache"] = "unavailable"
-    if settings.STRATA_WAREHOUSE == "bigquery":
+    if conf().STRATA_WAREHOUSE == "bigquery":
         extensions["bytesProcessed"] = ctx.stats.bytes_processed
     if result.errors and any(not e.path for e in result.errors):
         return Response.json(400, _body(None, _format_errors(result.errors), extensions))
@@ -304,7 +384,7 @@ def _execute(gql: GraphQLRequest, principal, snapshot, unavailable, extensions, 
         return Response.json(200, _body(data_json, _format_errors(result.errors), extensions))
     # 6. store
     if key is not None and ctx.plan.response_cacheable:
-        cache.set(key, data_json, ctx.ttl_s or settings.STRATA_CACHE_HOT_TTL_S)
+        cache.set(key, data_json, ctx.ttl_s or conf().STRATA_CACHE_HOT_TTL_S)
     else:
         headers = []  # not cacheable: no validators either
     return Response.json(200, _body(data_json, None, extensions), headers)
@@ -322,9 +402,3 @@ def _format_errors(errors) -> list[dict]:
             formatted = {**formatted, "extensions": {**(formatted.get("extensions") or {}), "code": "INTERNAL"}}
         out.append(formatted)
     return out
-
-
-def finish() -> None:
-    """Close database connections that are broken or past CONN_MAX_AGE, as Django does after a
-    request (the endpoint runs outside Django's request handling)."""
-    close_old_connections()

@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable
 
-from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from graphene.utils.str_converters import to_snake_case
 from graphql import GraphQLError
@@ -32,6 +31,7 @@ from graphql.execution.values import get_argument_values, get_variable_values
 from graphql.language import FragmentDefinitionNode, OperationDefinitionNode, OperationType
 from graphql.utilities import get_operation_ast
 
+from .conf import conf
 from .documents import argument_using_variable, error
 
 ROOT_FIELD_COST = 10
@@ -43,15 +43,15 @@ def cost(days: int = 0, steps: int = 0, rows: int = 0) -> int:
 
 def largest_single_field_cost() -> int:
     """The cost of the most expensive root field with every argument at its limit."""
-    return cost(settings.STRATA_MAX_DATE_RANGE_DAYS, settings.STRATA_FUNNEL_MAX_STEPS,
-                max(settings.STRATA_USER_EVENTS_MAX_LIMIT, settings.STRATA_TRAINING_PAGE_MAX))
+    return cost(conf().STRATA_MAX_DATE_RANGE_DAYS, conf().STRATA_FUNNEL_MAX_STEPS,
+                max(conf().STRATA_USER_EVENTS_MAX_LIMIT, conf().STRATA_TRAINING_PAGE_MAX))
 
 
 def check_budget() -> None:
     largest = largest_single_field_cost()
-    if largest > settings.STRATA_GRAPHQL_MAX_COST:
+    if largest > conf().STRATA_GRAPHQL_MAX_COST:
         raise ImproperlyConfigured(
-            f"STRATA_GRAPHQL_MAX_COST={settings.STRATA_GRAPHQL_MAX_COST} is below {largest}, the cost of one "
+            f"STRATA_GRAPHQL_MAX_COST={conf().STRATA_GRAPHQL_MAX_COST} is below {largest}, the cost of one "
             "field with its arguments at their limits (STRATA_MAX_DATE_RANGE_DAYS, STRATA_FUNNEL_MAX_STEPS, "
             "STRATA_USER_EVENTS_MAX_LIMIT, STRATA_TRAINING_PAGE_MAX): such a field could never run. "
             "Raise the budget or lower those limits.")
@@ -98,7 +98,7 @@ def plan(schema, document, operation_name: str | None, variables: dict | None, c
         raise Refused([error(f"Only queries are supported, not {operation.operation.value}s.",
                              "OPERATION_RESOLUTION_FAILURE")])
     coerced = get_variable_values(schema, operation.variable_definitions or (), variables or {}, max_errors=10,
-                                  hide_suggestions=not settings.STRATA_GRAPHQL_SUGGESTIONS)
+                                  hide_suggestions=not conf().STRATA_GRAPHQL_SUGGESTIONS)
     if isinstance(coerced, list):
         raise Refused([_variable_error(e, document) for e in coerced])
     fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
@@ -123,7 +123,7 @@ def plan(schema, document, operation_name: str | None, variables: dict | None, c
         total += p.cost
     if errors:
         raise Refused(errors)
-    limit = settings.STRATA_GRAPHQL_MAX_COST
+    limit = conf().STRATA_GRAPHQL_MAX_COST
     if total > limit:
         raise Refused([error(
             f"This request costs {total}; at most {limit} is allowed. A root field costs {ROOT_FIELD_COST}, plus "

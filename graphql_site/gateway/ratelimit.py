@@ -22,9 +22,8 @@ from __future__ import annotations
 import threading
 import time
 
-from django.conf import settings
-
 from . import caching
+from .conf import conf
 
 WINDOW_S = 60
 
@@ -58,9 +57,9 @@ class WindowCounter:
                 state = self._state[key] = [window, 0, 0, now]
             state[2] += 1
             estimate = state[1] + state[2]
-            due = (state[2] >= settings.STRATA_RATE_LIMIT_BATCH
-                   or now - state[3] >= settings.STRATA_RATE_LIMIT_FLUSH_S
-                   or estimate + settings.STRATA_RATE_LIMIT_EXACT_MARGIN >= limit)
+            due = (state[2] >= conf().STRATA_RATE_LIMIT_BATCH
+                   or now - state[3] >= conf().STRATA_RATE_LIMIT_FLUSH_S
+                   or estimate + conf().STRATA_RATE_LIMIT_EXACT_MARGIN >= limit)
             if not due:
                 return estimate
             pending, state[2], state[3] = state[2], 0, now
@@ -107,7 +106,7 @@ class AuthFailures:
 
     def failed(self, address: str, now: float | None = None) -> None:
         """Count a failure; from the limit on, ``address`` is refused until the window ends."""
-        limit = settings.STRATA_AUTH_FAILURES_PER_MINUTE
+        limit = conf().STRATA_AUTH_FAILURES_PER_MINUTE
         if not limit:
             return
         now = time.time() if now is None else now

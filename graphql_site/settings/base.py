@@ -184,6 +184,8 @@ STRATA_WAREHOUSE_PATH = os.environ.get("STRATA_WAREHOUSE_PATH") or None
 #: process per core, so one thread each runs concurrent requests in parallel without
 #: oversubscribing the cores.
 STRATA_DUCKDB_THREADS = env_int("STRATA_DUCKDB_THREADS", 1)
+#: How often a worker looks for a newly published warehouse (seconds; two stat() calls).
+STRATA_VERSION_RECHECK_S = env_float("STRATA_VERSION_RECHECK_S", 0.1)
 #: DuckDB memory per server process (DuckDB's own default is 80% of RAM, per process).
 STRATA_DUCKDB_MEMORY_LIMIT = os.environ.get("STRATA_DUCKDB_MEMORY_LIMIT", "1GB")
 STRATA_BIGQUERY_PROJECT = os.environ.get("STRATA_BIGQUERY_PROJECT", "")

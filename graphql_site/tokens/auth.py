@@ -12,6 +12,7 @@ import threading
 import time
 
 from django.conf import settings
+from django.db import close_old_connections
 
 from .models import ApiToken, hash_token
 
@@ -56,16 +57,12 @@ def authenticate(header: str | None) -> Principal:
     token = _bearer(header)
     digest = hash_token(token)
     now = time.monotonic()
-    ttl = settings.STRATA_TOKEN_CACHE_S
     hit = _cache.get(digest)
     if hit is not None and hit[0] > now:
         principal = hit[1]
     else:
-        row = ApiToken.objects.filter(key_hash=digest, is_active=True).only(
-            "id", "name", "rate_limit_per_minute").first()
-        principal = None if row is None else Principal(
-            row.id, row.name, settings.STRATA_RATE_LIMIT_PER_MINUTE
-            if row.rate_limit_per_minute is None else row.rate_limit_per_minute)
+        principal = _lookup(digest)
+        ttl = settings.STRATA_TOKEN_CACHE_S
         if ttl > 0:
             with _lock:
                 if len(_cache) > 10_000:
@@ -74,3 +71,18 @@ def authenticate(header: str | None) -> Principal:
     if principal is None:
         raise AuthError("invalid or inactive API token")
     return principal
+
+
+def _lookup(digest: str) -> Principal | None:
+    # The endpoint runs outside Django's request handling: close stale connections around the
+    # query, as Django does around each request.
+    close_old_connections()
+    try:
+        row = ApiToken.objects.filter(key_hash=digest, is_active=True).only(
+            "id", "name", "rate_limit_per_minute").first()
+    finally:
+        close_old_connections()
+    if row is None:
+        return None
+    return Principal(row.id, row.name, settings.STRATA_RATE_LIMIT_PER_MINUTE
+                     if row.rate_limit_per_minute is None else row.rate_limit_per_minute)

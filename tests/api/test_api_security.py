@@ -47,8 +47,8 @@ def _keys_for(api, query: str) -> list[str]:
     from graphql_site.querylayer.engine import get_warehouse
 
     version = get_warehouse().snapshot().version
-    response = caching.response_key(version, persisted.sha256_hex(query), None, None, "read:all",
-                                    pipeline._policy())
+    request = pipeline.GraphQLRequest(query, persisted.sha256_hex(query), None, None)
+    response = request.response_key(version, "read:all", pipeline._policy())
     field = caching.field_key(version, "dailyActiveUsers", {"date": dt.date(2026, 3, 3)})
     return [response, field]
 
