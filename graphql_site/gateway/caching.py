@@ -5,9 +5,9 @@ What is stored is never executable:
 * whole responses are the JSON bytes sent to the client;
 * root-field results are MessagePack, with extension types for ``Decimal``, ``date`` and
   ``datetime`` only (:func:`encode_value` / :func:`decode_value`);
-* every entry is sealed with an HMAC of its key and bytes (key derived from ``SECRET_KEY``), so
-  a value planted in Redis by someone without the secret, or moved from another key, does not
-  decode and is treated as a miss. Nothing is ever unpickled.
+* every entry in Redis is sealed with an HMAC of its key and bytes (key derived from
+  ``SECRET_KEY``), so a value planted in Redis by someone without the secret, or moved from
+  another key, is treated as a miss. Nothing is ever unpickled.
 
 Where: two levels.
 
@@ -237,7 +237,8 @@ def _batches(iterable, n):
 
 
 class Cache:
-    """The two levels behind one interface: sealed bytes in, verified bytes out."""
+    """The two levels behind one interface. The local level holds payloads (only this process
+    writes it); Redis holds sealed payloads, checked on every read."""
 
     def __init__(self, local: LocalStore, shared: RedisStore | None):
         self.local = local
@@ -247,17 +248,11 @@ class Cache:
     def available(self) -> bool:
         return self.shared is None or self.shared.available
 
-    @property
-    def kind(self) -> str:
-        return "redis" if self.shared is not None else "in-process"
-
     def get(self, key: str) -> bytes | None:
-        """The verified payload under ``key``, or ``None``."""
-        sealed = self.local.get(key)
-        if sealed is not None:
-            return sealed[2 + _TAG_BYTES:]  # only this process writes the local level
-        if self.shared is None:
-            return None
+        """The payload under ``key``, or ``None``."""
+        payload = self.local.get(key)
+        if payload is not None or self.shared is None:
+            return payload
         sealed = self.shared.get(key)
         if sealed is None:
             return None
@@ -265,14 +260,13 @@ class Cache:
         if payload is None:
             log.warning("ignoring a cache entry that is not sealed by this service (key %s)", key[:60])
             return None
-        self.local.set(key, sealed, conf().STRATA_CACHE_LOCAL_TTL_S)
+        self.local.set(key, payload, conf().STRATA_CACHE_LOCAL_TTL_S)
         return payload
 
     def set(self, key: str, payload: bytes, ttl_s: float) -> None:
-        sealed = seal(key, payload)
-        self.local.set(key, sealed, min(ttl_s, conf().STRATA_CACHE_LOCAL_TTL_S))
+        self.local.set(key, payload, min(ttl_s, conf().STRATA_CACHE_LOCAL_TTL_S))
         if self.shared is not None:
-            self.shared.set(key, sealed, ttl_s)
+            self.shared.set(key, seal(key, payload), ttl_s)
 
 
 _cache: Cache | None = None

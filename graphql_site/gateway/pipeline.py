@@ -335,11 +335,11 @@ def handle(request: Request) -> Response:
     if key is not None and request.method == "GET":
         etag = _etag(key)
         headers = _http_cache_headers(etag)
-        if etag in request.headers.get("HTTP_IF_NONE_MATCH", ""):
-            return Response(304, b"", headers)
     if key is not None:
         data_json = cache.get(key)
         if data_json is not None:
+            if headers and etag in request.headers.get("HTTP_IF_NONE_MATCH", ""):
+                return Response(304, b"", headers)  # what the client has is what it would get
             extensions.update(cacheHit=True, cache="hit")
             return Response.json(200, _body(data_json, None, extensions), headers)
     # 5. execute
