@@ -28,7 +28,7 @@ from graphene.utils.str_converters import to_snake_case
 from graphql import GraphQLError
 from graphql.execution.collect_fields import collect_fields
 from graphql.execution.values import get_argument_values, get_variable_values
-from graphql.language import FragmentDefinitionNode, OperationDefinitionNode, OperationType
+from graphql.language import FragmentDefinitionNode, OperationType
 from graphql.utilities import get_operation_ast
 
 from .conf import conf
@@ -70,8 +70,7 @@ Planner = Callable[[dict, Any], Planned]
 
 @dataclasses.dataclass
 class Plan:
-    operation: OperationDefinitionNode
-    fields: dict[str, Planned]
+    fields: dict[str, Planned]  # by response key (alias or name)
     cost: int
 
     @property
@@ -88,7 +87,7 @@ class Refused(Exception):
 
 
 def plan(schema, document, operation_name: str | None, variables: dict | None, context,
-         planners: dict[str, Planner], get_only: bool = False) -> Plan:
+         planners: dict[str, Planner]) -> Plan:
     operation = get_operation_ast(document, operation_name)
     if operation is None:
         message = (f"Unknown operation named '{operation_name}'." if operation_name else
@@ -130,7 +129,7 @@ def plan(schema, document, operation_name: str | None, variables: dict | None, c
             "one per day of its date range (times the funnel's steps) and one per row of `limit`/`first`: "
             "use shorter ranges, fewer fields, or split the request.",
             "QUERY_TOO_COMPLEX", [operation], cost=total, maxCost=limit)])
-    return Plan(operation, planned, total)
+    return Plan(planned, total)
 
 
 def _variable_error(exc: GraphQLError, document) -> dict:
