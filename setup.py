@@ -23,8 +23,8 @@ from setuptools import find_packages, setup
 
 INGEST = ["apache-beam[gcp]>=2.77,<3", "fastavro>=1.9", "pyarrow>=15", "orjson>=3.9"]
 API = ["django>=5.2", "graphene-django>=3.2", "django-redis>=5", "redis>=5", "sqlalchemy>=2",
-       "sqlalchemy-bigquery>=1.11", "dj-database-url>=2", "psycopg[binary]>=3.1", "gunicorn>=22",
-       "orjson>=3.9"]
+       "sqlalchemy-bigquery>=1.11", "dj-database-url>=2", "psycopg[binary]>=3.1", "granian>=2.8",
+       "gunicorn>=22", "msgpack>=1.0", "orjson>=3.9"]
 TRANSFORM = ["dbt-core>=1.11,<1.12", "dbt-bigquery>=1.11", "redis>=5", "orjson>=3.9"]
 COLLECTOR = ["uvicorn>=0.30", "google-cloud-pubsub>=2.20", "orjson>=3.9"]
 LOCAL = ["duckdb>=1.1", "duckdb-engine>=0.13", "dbt-duckdb>=1.11", "gcp-storage-emulator",
@@ -38,7 +38,7 @@ setup(
     packages=find_packages(include=["strata_core", "strata_core.*", "strata", "strata.*", "beam_pipelines",
                                     "beam_pipelines.*", "graphql_site", "graphql_site.*",
                                     "collector", "collector.*"]),
-    package_data={"graphql_site": ["schema.graphql"]},
+    package_data={"graphql_site": ["schema.graphql", "*/templates/**/*", "*/static/**/*"]},
     install_requires=[],
     extras_require={
         "ingest": INGEST,

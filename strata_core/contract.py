@@ -211,4 +211,7 @@ USER_FIELDS: tuple[Field, ...] = (
 )
 
 EVENT_TYPE_RE = re.compile(FIELDS_BY_NAME["event_type"].pattern)
+#: Lower snake case, 1 to 64 characters: event types, metric names, property and feature keys.
+#: Use ``fullmatch`` (a ``$`` anchor would also accept a trailing newline).
+SNAKE_CASE_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 CURRENCY_RE = re.compile(FIELDS_BY_NAME["currency"].pattern)

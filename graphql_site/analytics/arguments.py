@@ -1,4 +1,5 @@
-"""Argument checks. A bad argument is a GraphQL error naming the argument and the rule broken."""
+"""Argument checks, run by the planners before anything executes (``gateway.planning``). A bad
+argument is a GraphQL error naming the argument and the rule broken."""
 
 from __future__ import annotations
 
@@ -47,9 +48,9 @@ def event_id(value: str, argument: str = "eventId") -> str:
 
 
 def event_type(value: str | None, argument: str = "eventType") -> str | None:
-    if value is not None and not contract.EVENT_TYPE_RE.match(value):
-        raise BadArgument(argument, f"{value!r} is not an event type; it must match "
-                                    f"{contract.EVENT_TYPE_RE.pattern}")
+    if value is not None and not contract.SNAKE_CASE_NAME_RE.fullmatch(value):
+        raise BadArgument(argument, f"{value!r} is not an event type; it must be lower snake case "
+                                    f"({contract.SNAKE_CASE_NAME_RE.pattern})")
     return value
 
 

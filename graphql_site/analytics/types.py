@@ -9,17 +9,16 @@ from graphene.types.generic import GenericScalar
 from graphql import Undefined
 from graphql.language import ast
 
+from graphql_site.querylayer import money
+
 
 class Money(graphene.Scalar):
-    """An exact decimal amount, serialised as a string such as "12.500000000" (never a float)."""
+    """An exact decimal amount, serialised as a string with exactly 9 decimal places, such as
+    "12.500000000" or "0.000000000" (never a float, never an exponent)."""
 
     @staticmethod
     def serialize(value):
-        if value is None:
-            return None
-        if not isinstance(value, decimal.Decimal):
-            value = decimal.Decimal(str(value))
-        return format(value, "f")
+        return None if value is None else money.fixed(value)
 
     @staticmethod
     def parse_value(value):

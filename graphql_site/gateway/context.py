@@ -1,4 +1,4 @@
-"""Per-request state shared by resolvers: one warehouse snapshot, cache bookkeeping, stats."""
+"""Per-request state shared by resolvers: one warehouse snapshot, the plan, cache bookkeeping."""
 
 from __future__ import annotations
 
@@ -18,19 +18,21 @@ log = logging.getLogger("graphql_site.gateway")
 class RequestContext:
     """``info.context`` for every resolver of one request."""
 
-    def __init__(self, request, principal, snapshot: Snapshot | None,
-                 unavailable: WarehouseUnavailable | None = None):
-        self.request = request
+    def __init__(self, principal, snapshot: Snapshot | None, unavailable: WarehouseUnavailable | None = None):
         self.principal = principal
         self._snapshot = snapshot
         self._unavailable = unavailable
         self.stats = QueryStats()
         self.hits = 0
         self.misses = 0
+        #: The checked arguments of every root field (``planning.plan``), set before execution.
+        self.plan = None
         #: Shortest time-to-live among the results in this response (for the response cache).
         self.ttl_s: int | None = None
-        #: Resolvers whose result depends on more than (data version, query) clear this.
-        self.response_cacheable = True
+
+    @property
+    def warehouse_available(self) -> bool:
+        return self._snapshot is not None
 
     @property
     def snapshot(self) -> Snapshot:
@@ -51,13 +53,19 @@ def resolve_cached(info, field: str, args: dict, end, compute: Callable[[Snapsho
     key = caching.field_key(snap.version, field, args)
     ttl_s = caching.ttl_for(end)
     ctx.note_ttl(ttl_s)
-    value = caching.cache.get(key)
-    if value is not caching.MISSING:
-        ctx.hits += 1
-        return value
+    cache = caching.get_cache()
+    payload = cache.get(key)
+    if payload is not None:
+        try:
+            value = caching.decode_value(payload)
+        except Exception:  # noqa: BLE001 - a value that does not decode is a miss
+            log.warning("ignoring an undecodable cache entry for %s", field)
+        else:
+            ctx.hits += 1
+            return value
     ctx.misses += 1
     value = run_warehouse(lambda: compute(snap, ctx.stats))
-    caching.cache.set(key, value, ttl_s)
+    cache.set(key, caching.encode_value(value), ttl_s)
     return value
 
 

@@ -12,21 +12,22 @@ from django.core.validators import RegexValidator
 from django.db import models
 
 from graphql_site.querylayer import metrics as ql
+from strata_core import contract
 
-NAME_VALIDATOR = RegexValidator(r"^[a-z][a-z0-9_]{0,63}$", "lower snake case: a letter, then letters, "
-                                "digits or underscores (at most 64)")
+# RegexValidator searches: anchor with \A and \Z (a `$` would accept a trailing newline).
+NAME_VALIDATOR = RegexValidator(rf"\A{contract.SNAKE_CASE_NAME_RE.pattern}\Z", ql.NAME_RULE)
 
 
 class MetricDefinition(models.Model):
     name = models.CharField(max_length=64, unique=True, validators=[NAME_VALIDATOR])
     description = models.TextField(blank=True)
     aggregation = models.CharField(max_length=20, choices=[(a, a.replace("_", " ")) for a in ql.AGGREGATIONS])
-    expression = models.CharField(max_length=40, choices=[(k, f"{k}: {v[0]}") for k, v in ql.EXPRESSIONS.items()],
-                                  help_text="A column or expression from the vetted list.")
+    expression = models.CharField(max_length=40, choices=[(k, f"{k}: {v}") for k, v in ql.EXPRESSIONS.items()],
+                                  help_text="A column of the events, or a daily rollup of the dbt models.")
     property_key = models.CharField(max_length=64, blank=True,
                                     help_text="For expression property_number: the properties key.")
     event_types = models.CharField(max_length=500, blank=True,
-                                   help_text="Comma-separated event types to count; empty = all.")
+                                   help_text="Comma-separated event types of the contract to count; empty = all.")
     property_filters = models.JSONField(default=dict, blank=True,
                                         help_text='Equality filters on properties, e.g. {"category": "books"}.')
     unit = models.CharField(max_length=40, blank=True, help_text="e.g. users, events, EUR.")

@@ -33,7 +33,7 @@ from typing import Any
 import sqlalchemy as sa
 from django.conf import settings
 
-from strata_core import dataversion
+from strata_core import dataversion, duckdb_config
 from strata_core import paths as strata_paths
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,8 @@ def read_published_version(store=None) -> str | None:
 
 
 class WarehouseUnavailable(RuntimeError):
-    """The warehouse cannot be read (not built yet, or unreachable)."""
+    """The warehouse cannot be read (not built yet, or unreachable). The message is shown to
+    clients, so it never contains a file path."""
 
 
 @dataclasses.dataclass
@@ -106,9 +107,19 @@ def bytes_processed(result) -> int:
     return int(getattr(job, "total_bytes_processed", None) or 0)
 
 
-def _duckdb_path() -> pathlib.Path:
-    return pathlib.Path(settings.STRATA_WAREHOUSE_PATH) if settings.STRATA_WAREHOUSE_PATH \
-        else strata_paths.warehouse_path()
+_resolved: dict[tuple, tuple[pathlib.Path, str, str]] = {}
+
+
+def _duckdb_path() -> tuple[pathlib.Path, str, str]:
+    """(warehouse path, as text, its data_version file as text), resolved once per setting:
+    every request stats both files, and resolving ``$STRATA_HOME`` costs more than the stats."""
+    key = (settings.STRATA_WAREHOUSE_PATH, os.environ.get("STRATA_HOME"))
+    found = _resolved.get(key)
+    if found is None:
+        db = pathlib.Path(settings.STRATA_WAREHOUSE_PATH) if settings.STRATA_WAREHOUSE_PATH \
+            else strata_paths.warehouse_path()
+        found = _resolved[key] = (db, str(db), str(db.parent / dataversion.FILE_NAME))
+    return found
 
 
 def _read_version(directory: pathlib.Path, db_stat: os.stat_result) -> str:
@@ -126,22 +137,28 @@ class DuckDBWarehouse:
         self._link: pathlib.Path | None = None
         self._counter = itertools.count()
         self._retired: list[tuple[float, sa.Engine, pathlib.Path | None]] = []
+        self._fresh_until = 0.0
 
     def snapshot(self) -> Snapshot:
-        db = _duckdb_path()
+        db, db_text, version_text = _duckdb_path()
+        snap, now = self._snapshot, time.monotonic()
+        # Checked moments ago: a newly published build is seen within STRATA_VERSION_RECHECK_S.
+        if snap is not None and now < self._fresh_until and self._key[0] == db_text:
+            return snap
         try:
-            db_stat = db.stat()
+            db_stat = os.stat(db_text)
         except FileNotFoundError:
+            # No path in the message: it reaches clients (and /healthz); the log has it.
+            log.debug("warehouse file %s not found", db)
             raise WarehouseUnavailable(
-                f"the warehouse {db} does not exist yet: run `strata ingest` and `strata transform`") from None
-        version_file = db.parent / dataversion.FILE_NAME
+                "the warehouse is not built yet: run `strata ingest` and `strata transform`") from None
         try:
-            v_stat = version_file.stat()
+            v_stat = os.stat(version_text)
             v_key = (v_stat.st_ino, v_stat.st_mtime_ns, v_stat.st_size)
         except FileNotFoundError:
             v_key = None
-        key = (str(db), db_stat.st_ino, db_stat.st_mtime_ns, v_key)
-        snap = self._snapshot
+        key = (db_text, db_stat.st_ino, db_stat.st_mtime_ns, v_key)
+        self._fresh_until = now + settings.STRATA_VERSION_RECHECK_S
         if snap is not None and key == self._key:
             if self._retired and self._retired[0][0] < time.monotonic() - RETIRE_AFTER_S:
                 with self._lock:
@@ -159,10 +176,10 @@ class DuckDBWarehouse:
             try:
                 os.link(db, link)
             except FileNotFoundError:
-                raise WarehouseUnavailable(f"the warehouse {db} was replaced while opening; retry") from None
-            config = {"memory_limit": settings.STRATA_DUCKDB_MEMORY_LIMIT}
-            if settings.STRATA_DUCKDB_THREADS:
-                config["threads"] = settings.STRATA_DUCKDB_THREADS
+                raise WarehouseUnavailable("the warehouse was replaced while opening; retry") from None
+            # Read-only and offline by DuckDB's own settings (the API reads only the marts).
+            config = duckdb_config.read_only_config(threads=settings.STRATA_DUCKDB_THREADS or None,
+                                                    memory_limit=settings.STRATA_DUCKDB_MEMORY_LIMIT)
             engine = sa.create_engine(
                 f"duckdb:///{link}", connect_args={"read_only": True, "config": config},
                 poolclass=sa.pool.QueuePool, pool_size=8, max_overflow=8, pool_pre_ping=False)

@@ -6,15 +6,16 @@ dialect-free. Arguments that become part of the SQL text (grain, JSON key) are v
 
 from __future__ import annotations
 
-import re
-
 import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
+from strata_core import contract
+
+from .money import ExactNumeric
+
 GRAINS = ("day", "week", "month")
-JSON_KEY_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
 class date_trunc(FunctionElement):
@@ -59,8 +60,8 @@ class json_text(FunctionElement):
     _traverse_internals = FunctionElement._traverse_internals + [("key", InternalTraversal.dp_string)]
 
     def __init__(self, expr, key: str):
-        if not JSON_KEY_RE.match(key):
-            raise ValueError(f"JSON key {key!r} must match {JSON_KEY_RE.pattern}")
+        if not contract.SNAKE_CASE_NAME_RE.fullmatch(key):
+            raise ValueError(f"JSON key {key!r} must be snake case ({contract.SNAKE_CASE_NAME_RE.pattern})")
         self.key = key
         super().__init__(expr)
 
@@ -75,6 +76,27 @@ def _json_text_default(element, compiler, **kw):
 def _json_text_bigquery(element, compiler, **kw):
     (expr,) = list(element.clauses)
     return f"JSON_VALUE({compiler.process(expr, **kw)}, '$.{element.key}')"
+
+
+class to_decimal(FunctionElement):
+    """Text as DECIMAL(38, 9), or NULL when it is not a number: ``TRY_CAST`` on DuckDB,
+    ``SAFE_CAST`` on BigQuery (a plain CAST would fail the whole query on one bad value)."""
+
+    type = ExactNumeric()
+    inherit_cache = True
+    name = "to_decimal"
+
+
+@compiles(to_decimal)
+def _to_decimal_default(element, compiler, **kw):
+    (expr,) = list(element.clauses)
+    return f"TRY_CAST({compiler.process(expr, **kw)} AS DECIMAL(38, 9))"
+
+
+@compiles(to_decimal, "bigquery")
+def _to_decimal_bigquery(element, compiler, **kw):
+    (expr,) = list(element.clauses)
+    return f"SAFE_CAST({compiler.process(expr, **kw)} AS NUMERIC)"
 
 
 class earliest_at_or_after(FunctionElement):

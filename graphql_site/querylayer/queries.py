@@ -12,23 +12,19 @@ import base64
 import datetime as dt
 import decimal
 import json
-import re
 
 import sqlalchemy as sa
 
+from strata_core import contract
+
+from . import money
 from . import tables as t
 from .engine import QueryStats, Snapshot
 from .functions import earliest_at_or_after
 
-ZERO = decimal.Decimal(0)
-MONEY_QUANTUM = decimal.Decimal("0.000000001")
-FEATURE_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,127}$")
-
 
 def _money(value) -> decimal.Decimal:
-    if value is None:
-        return ZERO
-    return value if isinstance(value, decimal.Decimal) else decimal.Decimal(str(value))
+    return money.ZERO if value is None else money.exact(value)
 
 
 def _days(start: dt.date, end: dt.date):
@@ -77,19 +73,20 @@ def revenue_metrics(snap: Snapshot, stats: QueryStats, start: dt.date, end: dt.d
         .where(um.c.date.between(sa.bindparam("start"), sa.bindparam("end")), um.c.count_orders > 0),
         {"start": start, "end": end}, stats)
     by_day = {r.date: r for r in daily_rows}
-    gross = sum((_money(r.gross_revenue) for r in daily_rows), ZERO)
-    refunds = sum((_money(r.refunds) for r in daily_rows), ZERO)
+    gross = money.add(r.gross_revenue for r in daily_rows)
+    refunds = money.add(r.refunds for r in daily_rows)
     orders = sum(int(r.orders or 0) for r in daily_rows)
     return {
-        "total_revenue": gross - refunds,
+        # Net revenue is the dbt models' (mart.business_metrics.revenue, per day): summed, not recomputed.
+        "total_revenue": money.add(r.revenue for r in daily_rows),
         "gross_revenue": gross,
         "refunds": refunds,
         "orders": orders,
         "paying_users": int(paying[0].n or 0),
         # 9 decimals, half away from zero: the rounding of mart.business_metrics.aov.
-        "average_order_value": (gross / orders).quantize(MONEY_QUANTUM, decimal.ROUND_HALF_UP) if orders else None,
+        "average_order_value": money.divide(gross, orders) if orders else None,
         "daily": [{"date": day,
-                   "revenue": _money(by_day[day].revenue) if day in by_day else ZERO,
+                   "revenue": _money(by_day[day].revenue) if day in by_day else money.ZERO,
                    "orders": int(by_day[day].orders or 0) if day in by_day else 0}
                   for day in _days(start, end)],
     }
@@ -162,9 +159,10 @@ def _funnel_lists(n_steps: int) -> sa.Select:
 
 def user_metrics(snap: Snapshot, stats: QueryStats, user_id: str,
                  start: dt.date | None = None, end: dt.date | None = None) -> dict | None:
-    """All-time from ``mart.user_analytics``. For a range, from the user's rows of
-    ``staging.stg_events``: a sum of daily session counts would count a session that crosses
-    midnight twice, so sessions are counted distinct over the whole range."""
+    """All time from ``mart.user_analytics``; for a range, the user's days of
+    ``curated.user_metrics`` (revenue as dbt defines it), with sessions counted distinct over the
+    whole range from ``staging.stg_events`` (a sum of daily counts would count a session that
+    crosses midnight twice)."""
     if start is None:
         ua = t.user_analytics
         rows = snap.rows(sa.select(ua).where(ua.c.user_id == sa.bindparam("user_id")),
@@ -176,24 +174,22 @@ def user_metrics(snap: Snapshot, stats: QueryStats, user_id: str,
                 "session_count": int(r.count_sessions or 0), "total_revenue": _money(r.total_revenue),
                 "first_seen_at": _utc(r.first_seen_at), "last_seen_at": _utc(r.last_seen_at),
                 "active_days": int(r.active_days or 0)}
-    e = t.stg_events
-    signed = sa.case((e.c.event_type == "purchase", e.c.amount),
-                     (e.c.event_type == "refund", -e.c.amount))
+    um, e = t.user_metrics, t.stg_events
+    in_range = (sa.bindparam("start"), sa.bindparam("end"))
+    sessions = (sa.select(sa.func.count(sa.distinct(e.c.strata_session_id)))
+                .where(e.c.user_id == sa.bindparam("user_id"), e.c.event_date.between(*in_range)).scalar_subquery())
     r = snap.rows(
-        sa.select(sa.func.count().label("events"),
-                  sa.func.count(sa.distinct(e.c.strata_session_id)).label("sessions"),
-                  sa.func.sum(signed).label("revenue"),
-                  sa.func.min(e.c.event_timestamp).label("first"),
-                  sa.func.max(e.c.event_timestamp).label("last"),
-                  sa.func.count(sa.distinct(e.c.event_date)).label("days"))
-        .where(e.c.user_id == sa.bindparam("user_id"),
-               e.c.event_date.between(sa.bindparam("start"), sa.bindparam("end"))),
+        sa.select(sa.func.sum(um.c.count_events).label("events"), sessions.label("sessions"),
+                  sa.func.sum(um.c.revenue).label("revenue"),
+                  sa.func.min(um.c.first_event_at).label("first"), sa.func.max(um.c.last_event_at).label("last"),
+                  sa.func.count().label("days"))
+        .where(um.c.user_id == sa.bindparam("user_id"), um.c.date.between(*in_range)),
         {"user_id": user_id, "start": start, "end": end}, stats)[0]
-    if not r.events:
+    if not r.days:
         return None
     return {"user_id": user_id, "event_count": int(r.events), "session_count": int(r.sessions or 0),
             "total_revenue": _money(r.revenue), "first_seen_at": _utc(r.first),
-            "last_seen_at": _utc(r.last), "active_days": int(r.days or 0)}
+            "last_seen_at": _utc(r.last), "active_days": int(r.days)}
 
 
 def user_events(snap: Snapshot, stats: QueryStats, user_id: str, event_type: str | None,
@@ -223,7 +219,7 @@ def feature_columns(snap: Snapshot, table: str) -> list[str]:
         clause = t.feature_table(table)
         names = snap.columns(sa.select(sa.text("*")).select_from(clause).where(sa.false()))
         keys = set(t.FEATURE_TABLES[table][1]) | t.METADATA_COLUMNS
-        snap.memo[memo_key] = [n for n in names if n not in keys and FEATURE_NAME_RE.match(n)]
+        snap.memo[memo_key] = [n for n in names if n not in keys and contract.SNAKE_CASE_NAME_RE.fullmatch(n)]
     return snap.memo[memo_key]
 
 
@@ -232,7 +228,7 @@ def _feature_list(row, names) -> list[dict]:
     for name in names:
         value = getattr(row, name)
         if isinstance(value, decimal.Decimal):
-            value = format(value, "f")
+            value = money.fixed(value)
         elif isinstance(value, (dt.date, dt.datetime)):
             value = value.isoformat()
         out.append({"name": name, "value": value})

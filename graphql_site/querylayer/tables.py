@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from .money import ExactNumeric
+
 metadata = sa.MetaData()
 _TS = sa.DateTime(timezone=True)
-_MONEY = sa.Numeric(38, 9)
+_MONEY = ExactNumeric()
 
 stg_events = sa.Table(
     "stg_events", metadata,

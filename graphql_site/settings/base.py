@@ -5,7 +5,10 @@ Environment variables (all optional locally):
 * ``DJANGO_SECRET_KEY``      required in production;
 * ``DATABASE_URL``           Django's own database (tokens, metric definitions, admin);
                              default SQLite at ``$STRATA_HOME/django.sqlite3``;
-* ``REDIS_URL``              e.g. ``redis://127.0.0.1:6379/0``; default: in-process cache;
+* ``REDIS_URL``              e.g. ``redis://127.0.0.1:6379/0``; ``rediss://`` for TLS (add
+                             ``?ssl_ca_certs=/path/ca.pem`` for a private CA), a password as
+                             ``redis://:PASSWORD@host:6379/0`` (or ``user:PASSWORD@``);
+                             default: the in-process cache only;
 * ``STRATA_CACHE=off``       no result cache at all (to measure the uncached path);
 * ``STRATA_WAREHOUSE``       ``duckdb`` (default) or ``bigquery``;
 * ``STRATA_BIGQUERY_PROJECT``, ``STRATA_BIGQUERY_LOCATION``, ``STRATA_BIGQUERY_DATASETS``
@@ -46,6 +49,16 @@ def env_int(name: str, default: int) -> int:
         return int(value)
     except ValueError:
         raise ValueError(f"{name}={value!r}: expected an integer") from None
+
+
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"{name}={value!r}: expected a number") from None
 
 
 def env_list(name: str, default: list[str]) -> list[str]:
@@ -113,21 +126,20 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 
 def cache_config() -> dict:
-    """Redis through django-redis when ``REDIS_URL`` is set, else Django's in-process cache.
+    """Django's own cache (the API's result cache is ``gateway.caching``, on the same Redis).
 
-    Short socket timeouts: when Redis is down the API answers from the warehouse, and a request
-    must not wait long to find out (``gateway.caching`` then skips Redis for a while).
+    django-redis with its JSON serializer: nothing in this project ever unpickles a cache value.
+    Short socket timeouts: when Redis is down the API answers without it.
     """
-    if os.environ.get("STRATA_CACHE", "on") == "off":  # benchmarks of the uncached path
-        return {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
     url = os.environ.get("REDIS_URL")
-    if url:
+    if url and os.environ.get("STRATA_CACHE", "on") != "off":
         return {"default": {
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": url,
             "KEY_PREFIX": os.environ.get("STRATA_CACHE_KEY_PREFIX", "strata"),
             "OPTIONS": {
                 "CLIENT_CLASS": "django_redis.client.DefaultClient",
+                "SERIALIZER": "django_redis.serializers.json.JSONSerializer",
                 "SOCKET_CONNECT_TIMEOUT": 0.25,
                 "SOCKET_TIMEOUT": 0.5,
             },
@@ -173,6 +185,8 @@ STRATA_WAREHOUSE_PATH = os.environ.get("STRATA_WAREHOUSE_PATH") or None
 #: process per core, so one thread each runs concurrent requests in parallel without
 #: oversubscribing the cores.
 STRATA_DUCKDB_THREADS = env_int("STRATA_DUCKDB_THREADS", 1)
+#: How often a worker looks for a newly published warehouse (seconds; two stat() calls).
+STRATA_VERSION_RECHECK_S = env_float("STRATA_VERSION_RECHECK_S", 0.1)
 #: DuckDB memory per server process (DuckDB's own default is 80% of RAM, per process).
 STRATA_DUCKDB_MEMORY_LIMIT = os.environ.get("STRATA_DUCKDB_MEMORY_LIMIT", "1GB")
 STRATA_BIGQUERY_PROJECT = os.environ.get("STRATA_BIGQUERY_PROJECT", "")
@@ -189,17 +203,53 @@ STRATA_USER_EVENTS_MAX_LIMIT = env_int("STRATA_USER_EVENTS_MAX_LIMIT", 500)
 STRATA_TRAINING_PAGE_MAX = env_int("STRATA_TRAINING_PAGE_MAX", 1000)
 STRATA_FUNNEL_MAX_STEPS = env_int("STRATA_FUNNEL_MAX_STEPS", 10)
 
-#: Query shape limits, enforced at validation time.
-STRATA_GRAPHQL_MAX_DEPTH = env_int("STRATA_GRAPHQL_MAX_DEPTH", 6)
-STRATA_GRAPHQL_MAX_COMPLEXITY = env_int("STRATA_GRAPHQL_MAX_COMPLEXITY", 3000)
+#: Request bounds, checked before the work they protect (``gateway.pipeline``, ``documents``).
+STRATA_MAX_BODY_BYTES = env_int("STRATA_MAX_BODY_BYTES", 64 * 1024)
+STRATA_MAX_JSON_DEPTH = env_int("STRATA_MAX_JSON_DEPTH", 10)
+STRATA_GRAPHQL_MAX_TOKENS = env_int("STRATA_GRAPHQL_MAX_TOKENS", 2000)
+STRATA_GRAPHQL_MAX_FIELDS = env_int("STRATA_GRAPHQL_MAX_FIELDS", 500)
+STRATA_GRAPHQL_MAX_ALIASES = env_int("STRATA_GRAPHQL_MAX_ALIASES", 50)
+STRATA_GRAPHQL_MAX_DIRECTIVES = env_int("STRATA_GRAPHQL_MAX_DIRECTIVES", 50)
+#: Nesting of fields with selections (graphene's depth_limit_validator counts; introspection not).
+STRATA_GRAPHQL_MAX_DEPTH = env_int("STRATA_GRAPHQL_MAX_DEPTH", 5)
+#: The price of a request (``gateway.planning``); any one field within its argument limits fits.
+STRATA_GRAPHQL_MAX_COST = env_int("STRATA_GRAPHQL_MAX_COST", 5000)
 STRATA_GRAPHQL_INTROSPECTION = env_bool("STRATA_GRAPHQL_INTROSPECTION", False)
+#: "Did you mean ...?" in error messages (they name fields, so off where introspection is off).
+STRATA_GRAPHQL_SUGGESTIONS = env_bool("STRATA_GRAPHQL_SUGGESTIONS", False)
 STRATA_GRAPHIQL = env_bool("STRATA_GRAPHIQL", False)
+#: Validated documents kept per process, by estimated bytes of syntax tree.
+STRATA_PARSE_CACHE_BYTES = env_int("STRATA_PARSE_CACHE_BYTES", 32 * 1024 ** 2)
 
 #: Requests per token per minute unless the token sets its own (0 = unlimited).
 STRATA_RATE_LIMIT_PER_MINUTE = env_int("STRATA_RATE_LIMIT_PER_MINUTE", 6000)
+#: Counting in batches (``gateway.ratelimit``): requests a worker counts before adding them to
+#: Redis, the longest it waits, and how close to the limit every request is counted at once.
+STRATA_RATE_LIMIT_BATCH = env_int("STRATA_RATE_LIMIT_BATCH", 20)
+STRATA_RATE_LIMIT_FLUSH_S = env_float("STRATA_RATE_LIMIT_FLUSH_S", 0.25)
+STRATA_RATE_LIMIT_EXACT_MARGIN = env_int("STRATA_RATE_LIMIT_EXACT_MARGIN", 200)
+#: Failed authentications per client address per minute before it is refused (0 = no limit).
+STRATA_AUTH_FAILURES_PER_MINUTE = env_int("STRATA_AUTH_FAILURES_PER_MINUTE", 20)
+#: Proxies in front of the server that append to X-Forwarded-For (0: use the peer address).
+STRATA_TRUSTED_PROXIES = env_int("STRATA_TRUSTED_PROXIES", 0)
 #: How long a worker trusts a token lookup (seconds): revocation takes effect within this time.
 STRATA_TOKEN_CACHE_S = env_int("STRATA_TOKEN_CACHE_S", 30)
 
+#: Persisted queries (``gateway.persisted``): ``apq`` (Apollo's automatic persisted queries),
+#: ``allowlist`` (only the operations of STRATA_PERSISTED_QUERY_MANIFEST), or ``off``.
+STRATA_PERSISTED_QUERY_MANIFEST = os.environ.get("STRATA_PERSISTED_QUERY_MANIFEST", "")
+STRATA_PERSISTED_QUERIES = os.environ.get("STRATA_PERSISTED_QUERIES", "apq")
+STRATA_PERSISTED_QUERY_TTL_S = env_int("STRATA_PERSISTED_QUERY_TTL_S", 7 * 24 * 3600)
+#: ``Cache-Control: public, max-age`` of GET responses (``Vary: Authorization``; ETag per data version).
+STRATA_HTTP_MAX_AGE_S = env_int("STRATA_HTTP_MAX_AGE_S", 30)
+
+#: The result cache (``gateway.caching``).
+STRATA_CACHE = os.environ.get("STRATA_CACHE", "on")
+STRATA_REDIS_URL = os.environ.get("REDIS_URL", "")
+STRATA_CACHE_KEY_PREFIX = os.environ.get("STRATA_CACHE_KEY_PREFIX", "strata")
+#: Per-process level in front of Redis: bytes, and the longest an entry stays there (seconds).
+STRATA_CACHE_LOCAL_BYTES = env_int("STRATA_CACHE_LOCAL_BYTES", 64 * 1024 ** 2)
+STRATA_CACHE_LOCAL_TTL_S = env_int("STRATA_CACHE_LOCAL_TTL_S", 60)
 #: Results whose date range ends within the last ``HOT_DAYS`` days (or have no range) are "hot".
 STRATA_CACHE_HOT_DAYS = env_int("STRATA_CACHE_HOT_DAYS", 7)
 STRATA_CACHE_HOT_TTL_S = env_int("STRATA_CACHE_HOT_TTL_S", 60)

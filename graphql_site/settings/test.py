@@ -4,3 +4,4 @@ from .local import *  # noqa: F401,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STRATA_TOKEN_CACHE_S = 0
+STRATA_VERSION_RECHECK_S = 0.0  # tests publish a build and read it at once

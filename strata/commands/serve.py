@@ -1,8 +1,12 @@
-"""``strata serve [--host 127.0.0.1] [--port 8000]``: the GraphQL API under gunicorn.
+"""``strata serve [--host 127.0.0.1] [--port 8000]``: the GraphQL API under granian.
 
-Applies Django's migrations first, then replaces this process with gunicorn serving
+Applies Django's migrations first, then replaces this process with the WSGI server serving
 ``graphql_site.wsgi`` (the same command runs in the Cloud Run container, with
 ``DJANGO_SETTINGS_MODULE=graphql_site.settings.production``).
+
+The server is granian (Rust HTTP, WSGI workers) by default: measured against gunicorn's gthread
+workers with the same processes and threads, it answers cached queries about 3x faster with a
+lower p99 (BENCHMARKS.md, "GraphQL API"). ``--server gunicorn`` runs gunicorn instead.
 
 For ``make demo`` and the benchmark, :func:`start_background` starts the server as a child
 process and waits for ``/healthz``; :func:`create_token` issues an API token in-process.
@@ -25,15 +29,17 @@ DEFAULT_SETTINGS = "graphql_site.settings.local"
 
 
 def register(sub) -> None:
-    p = sub.add_parser("serve", help="serve the GraphQL API (gunicorn)",
+    p = sub.add_parser("serve", help="serve the GraphQL API (granian)",
                        description="Apply migrations, then serve GraphQL at /graphql (POST JSON "
                        "{query, variables}; GraphiQL for browsers locally), /healthz and /admin/.")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")),
                    help="port (default $PORT, else 8000; Cloud Run sets PORT)")
     p.add_argument("--workers", type=int, default=None,
-                   help="gunicorn worker processes (default: CPU count, at least 2)")
+                   help="worker processes (default: CPU count, at least 2)")
     p.add_argument("--threads", type=int, default=4, help="threads per worker (default 4)")
+    p.add_argument("--server", default="granian", choices=("granian", "gunicorn"),
+                   help="WSGI server (default granian; see BENCHMARKS.md)")
     p.add_argument("--worker-class", default="gthread", choices=("gthread", "sync"),
                    help="gunicorn worker class (default gthread: keep-alive connections)")
     p.add_argument("--access-log", action="store_true", help="log every request to stdout")
@@ -105,10 +111,29 @@ def gunicorn_argv(host: str, port: int, workers: int | None = None, threads: int
     return argv
 
 
+def granian_argv(host: str, port: int, workers: int | None = None, threads: int = 4,
+                 access_log: bool = False) -> list[str]:
+    workers = workers or max(2, os.cpu_count() or 2)
+    argv = [sys.executable, "-m", "granian", "--interface", "wsgi", "--host", host, "--port", str(port),
+            "--workers", str(workers), "--blocking-threads", str(threads), "--working-dir", str(REPO),
+            "--log-level", "warning", "--workers-kill-timeout", "10"]
+    if access_log:
+        argv.append("--access-log")
+    return [*argv, "graphql_site.wsgi:application"]
+
+
+def server_argv(server: str, host: str, port: int, workers: int | None = None, threads: int = 4,
+                access_log: bool = False, worker_class: str = "gthread") -> list[str]:
+    if server == "gunicorn":
+        return gunicorn_argv(host, port, workers, threads, access_log, worker_class)
+    return granian_argv(host, port, workers, threads, access_log)
+
+
 def run(args) -> int:
     setup_django()
     _clean_reader_links()
-    argv = gunicorn_argv(args.host, args.port, args.workers, args.threads, args.access_log, args.worker_class)
+    argv = server_argv(args.server, args.host, args.port, args.workers, args.threads, args.access_log,
+                       args.worker_class)
     print(f"strata serve: GraphQL on http://{args.host}:{args.port}/graphql "
           f"(health: /healthz, admin: /admin/)", file=sys.stderr, flush=True)
     os.execve(argv[0], argv, _environ())
@@ -143,7 +168,8 @@ def _port_in_use(host: str, port: int) -> bool:
 
 def start_background(host: str = "127.0.0.1", port: int = 8000, *, log_path: pathlib.Path | None = None,
                      workers: int | None = None, threads: int = 4, env: dict | None = None,
-                     timeout_s: float = 60.0, worker_class: str = "gthread") -> tuple[subprocess.Popen, str]:
+                     timeout_s: float = 60.0, worker_class: str = "gthread",
+                     server: str = "granian") -> tuple[subprocess.Popen, str]:
     """Start ``strata serve`` as a child process, wait until healthy; returns (process, base URL).
 
     Stop it with ``proc.terminate(); proc.wait()``. Output goes to ``log_path`` (default
@@ -155,7 +181,7 @@ def start_background(host: str = "127.0.0.1", port: int = 8000, *, log_path: pat
     if _port_in_use(host, port):
         raise RuntimeError(f"{host}:{port} is already in use; pick another --port")
     argv = [sys.executable, "-m", "strata", "serve", "--host", host, "--port", str(port),
-            "--threads", str(threads), "--worker-class", worker_class]
+            "--threads", str(threads), "--worker-class", worker_class, "--server", server]
     if workers:
         argv += ["--workers", str(workers)]
     log = open(log_path, "ab")

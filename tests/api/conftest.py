@@ -9,9 +9,12 @@
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import pathlib
 import sys
+import urllib.parse
 import uuid
 
 import pytest
@@ -76,20 +79,24 @@ def use_warehouse(warehouse_home):
 
 
 def clear_cache() -> None:
-    backend = caches["default"]
-    if hasattr(backend, "delete_pattern"):
-        backend.delete_pattern("*")  # only keys under our test prefix
-    else:
-        backend.clear()
+    from graphql_site.gateway import caching, documents, ratelimit
+
+    if REDIS_UP:
+        import redis
+
+        r = redis.Redis(host="127.0.0.1", port=6379)
+        keys = list(r.scan_iter(match=f"{os.environ['STRATA_CACHE_KEY_PREFIX']}:*", count=1000))
+        if keys:
+            r.delete(*keys)  # only keys under our test prefix
+    caches["default"].clear() if not REDIS_UP else None
+    caching.reset()
+    documents.cache.clear()
+    ratelimit.reset()
 
 
 @pytest.fixture(autouse=True)
 def fresh_cache():
-    from graphql_site.gateway import caching
-
     clear_cache()
-    caching.cache._down = False
-    caching.cache._down_until = 0.0
     yield
 
 
@@ -102,18 +109,64 @@ def token(django_test_db):
 
 
 class Api:
-    """POSTs GraphQL through Django's full request handling (middleware, URLs, view)."""
+    """Requests through the real WSGI application (``graphql_site.wsgi``): the gateway in front of
+    /graphql, Django (middleware, URLs, views) behind it. ``client`` is Django's test client, for
+    pages that need a logged-in session (the admin)."""
 
     def __init__(self, token: str | None):
+        from graphql_site.wsgi import application
+
+        self.app = application
         self.client = Client()
         self.token = token
 
-    def post(self, query: str, variables: dict | None = None, token: str | None = "default", **extra):
+    def request(self, method: str, path: str, body: bytes = b"", query_string: str = "",
+                headers: dict | None = None, remote_addr: str = "127.0.0.1"):
+        """(status, headers dict, body bytes)."""
+        environ = {
+            "REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query_string,
+            "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1",
+            "HTTP_HOST": "127.0.0.1", "REMOTE_ADDR": remote_addr, "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(body), "wsgi.errors": sys.stderr, "wsgi.version": (1, 0),
+            "wsgi.multithread": True, "wsgi.multiprocess": True, "wsgi.run_once": False,
+            "CONTENT_LENGTH": str(len(body)) if body else "",
+        }
+        for name, value in (headers or {}).items():
+            key = name.upper().replace("-", "_")
+            environ[key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key] = value
+        captured = {}
+
+        def start_response(status, response_headers, exc_info=None):
+            captured["status"] = int(status.split()[0])
+            captured["headers"] = {k.lower(): v for k, v in response_headers}
+
+        chunks = self.app(environ, start_response)
+        content = b"".join(chunks)
+        if hasattr(chunks, "close"):
+            chunks.close()
+        return captured["status"], captured["headers"], content
+
+    def _auth(self, token) -> dict:
         token = self.token if token == "default" else token
-        headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
-        body = {"query": query, "variables": variables or {}}
-        response = self.client.post("/graphql", body, content_type="application/json", **headers, **extra)
-        return response.status_code, response.json()
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+    def post(self, query: str | None, variables: dict | None = None, token: str | None = "default",
+             extensions: dict | None = None, headers: dict | None = None, **body_extra):
+        body = {"query": query, "variables": variables or {}, **body_extra}
+        if extensions is not None:
+            body["extensions"] = extensions
+        status, _headers, content = self.request(
+            "POST", "/graphql", json.dumps(body).encode(),
+            headers={"Content-Type": "application/json", **self._auth(token), **(headers or {})})
+        return status, json.loads(content)
+
+    def get(self, params: dict, token: str | None = "default", headers: dict | None = None):
+        """(status, headers, parsed body or None)."""
+        query_string = urllib.parse.urlencode(
+            {k: v if isinstance(v, str) else json.dumps(v) for k, v in params.items()})
+        status, response_headers, content = self.request(
+            "GET", "/graphql", query_string=query_string, headers={**self._auth(token), **(headers or {})})
+        return status, response_headers, json.loads(content) if content else None
 
     def data(self, query: str, variables: dict | None = None) -> dict:
         status, body = self.post(query, variables)

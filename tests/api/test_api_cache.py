@@ -16,6 +16,7 @@ from django.conf import settings
 from django.test.utils import override_settings
 
 from api import expected, fixture_warehouse
+from graphql_site.gateway import caching
 from api.conftest import REDIS_UP
 from conftest import need_service, port_open
 
@@ -41,7 +42,7 @@ def _redis_keys(pattern: str) -> list[bytes]:
     import redis
 
     prefix = os.environ["STRATA_CACHE_KEY_PREFIX"]
-    return redis.Redis(host="127.0.0.1", port=6379).keys(f"{prefix}:*:{pattern}")
+    return redis.Redis(host="127.0.0.1", port=6379).keys(f"{prefix}:{pattern}")
 
 
 @pytest.mark.services
@@ -104,8 +105,7 @@ def test_ttl_hot_and_historical(api, own_warehouse):
 
 
 def test_in_process_cache_without_redis(api, own_warehouse):
-    local = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "t-local"}}
-    with override_settings(CACHES=local):
+    with override_settings(STRATA_REDIS_URL=""):
         assert _ext(api, REVENUE)[1]["cache"] == "miss"
         assert _ext(api, REVENUE)[1]["cache"] == "hit"
 
@@ -132,19 +132,26 @@ def test_redis_stopped_in_the_middle(api, own_warehouse, accepted_events, caplog
     need_service(shutil.which("redis-server") is not None, "redis-server binary (to start a private Redis)")
     port = _free_port()
     proc = _start_redis(port)
-    private = {"default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": f"redis://127.0.0.1:{port}/0",
-                           "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.25, "SOCKET_TIMEOUT": 0.5}}}
+    private = f"redis://127.0.0.1:{port}/0"
     want = expected.dau(accepted_events, dt.date(2026, 3, 4))
     try:
-        with override_settings(CACHES=private, STRATA_CACHE_RETRY_S=1):
-            assert _ext(api, DAU, {"d": "2026-03-04"})[1]["cache"] == "miss"
-            assert _ext(api, DAU, {"d": "2026-03-04"})[1]["cache"] == "hit"
+        with override_settings(STRATA_REDIS_URL=private, STRATA_CACHE_RETRY_S=1):
+            assert _ext(api, DAU, {"d": "2026-03-03"})[1]["cache"] == "miss"
+            assert _ext(api, DAU, {"d": "2026-03-03"})[1]["cache"] == "hit"
             proc.kill()
             proc.wait(10)
             caplog.clear()
             with caplog.at_level(logging.WARNING, logger="graphql_site.cache"):
                 started = time.perf_counter()
+                # a worker's own level still answers what it has seen
+                assert _ext(api, DAU, {"d": "2026-03-03"})[1]["cache"] == "hit"
+                # anything else comes from the warehouse, marked so, and fast
                 for _ in range(5):
+                    data, ext = _ext(api, DAU, {"d": "2026-03-04"})
+                    assert data["dailyActiveUsers"]["activeUsers"] == want
+                    assert ext["cache"] in ("unavailable", "hit") and ext["cacheHit"] is (ext["cache"] == "hit")
+                for _ in range(3):
+                    caching.get_cache().local.clear()
                     data, ext = _ext(api, DAU, {"d": "2026-03-04"})
                     assert data["dailyActiveUsers"]["activeUsers"] == want
                     assert ext["cache"] == "unavailable" and ext["cacheHit"] is False
@@ -156,8 +163,10 @@ def test_redis_stopped_in_the_middle(api, own_warehouse, accepted_events, caplog
 
             proc = _start_redis(port)
             time.sleep(1.1)
-            assert _ext(api, DAU, {"d": "2026-03-04"})[1]["cache"] == "miss"
-            assert _ext(api, DAU, {"d": "2026-03-04"})[1]["cache"] == "hit"
+            assert _ext(api, DAU, {"d": "2026-03-07"})[1]["cache"] == "miss"
+            import redis
+
+            assert redis.Redis(host="127.0.0.1", port=port).keys(f"{settings.STRATA_CACHE_KEY_PREFIX}:r:*")  # stored in Redis again
     finally:
         proc.kill()
         proc.wait(10)

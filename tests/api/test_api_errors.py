@@ -1,5 +1,8 @@
-"""Every refusal: bad arguments, auth, rate limit, depth and complexity, introspection, SQL
-injection through every string argument, and the HTTP edges."""
+"""Every refusal: bad arguments, auth, rate limit, depth and cost, introspection, SQL injection
+through every string argument, and the HTTP edges.
+
+One shape for every bad argument (a rule broken, a wrong type as a literal or as a variable):
+HTTP 400, no ``data``, ``extensions: {code: BAD_USER_INPUT, argument}``."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from django.test.utils import override_settings
 R = '{start: "2026-03-01", end: "2026-03-14"}'
 
 
-def _error(api, query, variables=None, status=200):
+def _error(api, query, variables=None, status=400):
     got_status, body = api.post(query, variables)
     assert got_status == status, body
     assert body.get("errors"), body
@@ -27,7 +30,8 @@ def _error(api, query, variables=None, status=200):
     (f'{{ conversionFunnel(dateRange: {R}, steps: ["purchase", "purchase"]) {{ steps {{ name }} }} }}', "steps", "distinct"),
     ('{ userEvents(userId: "u01", limit: 501) { eventId } }', "limit", "allowed 1 to 500"),
     ('{ userEvents(userId: "u01", limit: 0) { eventId } }', "limit", "allowed 1 to 500"),
-    ('{ userEvents(userId: "u01", eventType: "Bad Type") { eventId } }', "eventType", "must match"),
+    ('{ userEvents(userId: "u01", eventType: "Bad Type") { eventId } }', "eventType", "lower snake case"),
+    ('{ userEvents(userId: "u01", eventType: "purchase\\n") { eventId } }', "eventType", "lower snake case"),
     ('{ userMetrics(userId: "") { userId } }', "userId", "1 to 128"),
     (f'{{ userMetrics(userId: "{"x" * 129}") {{ userId }} }}', "userId", "1 to 128"),
     (f'{{ userBehavior(userId: "u01", metric: "no_such_metric") {{ date }} }}', "metric", "unknown metric"),
@@ -39,24 +43,53 @@ def _error(api, query, variables=None, status=200):
     (f'{{ trainingData(features: ["user_id"], dateRange: {R}) {{ rows {{ userId }} }} }}', "features", "unknown feature"),
 ])
 def test_bad_arguments_name_the_argument_and_rule(api, query, argument, fragment):
-    error = _error(api, query)
+    status, body = api.post(query)
+    assert status == 400 and "data" not in body, body
+    error = body["errors"][0]
     assert error["extensions"] == {"code": "BAD_USER_INPUT", "argument": argument}
     assert f"`{argument}`" in error["message"] and fragment in error["message"], error["message"]
+    assert error["locations"]
 
 
-def test_wrong_types_are_validation_errors(api):
-    error = _error(api, '{ dailyActiveUsers(date: "yesterday") { activeUsers } }', status=400)
-    assert "Date" in error["message"] or "date" in error["message"]
-    error = _error(api, "query($d: Date!) { dailyActiveUsers(date: $d) { activeUsers } }", {"d": "2026-13-40"}, status=400)
-    assert "$d" in error["message"]
+def test_bad_dates_have_the_shape_of_every_bad_argument(api):
+    """Issue 12: bad dates answered 400 without extensions, other bad arguments 200 with
+    BAD_USER_INPUT. Now a bad date (literal or variable) and a reversed range look alike."""
+    shapes = []
+    for query, variables in [
+        ('{ dailyActiveUsers(date: "yesterday") { activeUsers } }', None),
+        ("query($d: Date!) { dailyActiveUsers(date: $d) { activeUsers } }", {"d": "2026-13-40"}),
+        ('{ revenueMetrics(dateRange: {start: "2026-03-40", end: "2026-03-01"}) { orders } }', None),
+        ('{ revenueMetrics(dateRange: {start: "2026-03-05", end: "2026-03-01"}) { orders } }', None),
+    ]:
+        status, body = api.post(query, variables)
+        assert status == 400 and "data" not in body, body
+        error = body["errors"][0]
+        assert error["extensions"]["code"] == "BAD_USER_INPUT", error
+        shapes.append((status, error["extensions"].get("argument")))
+    assert shapes == [(400, "date"), (400, "date"), (400, "dateRange"), (400, "dateRange")]
+    error = _error(api, "query($d: Date!) { dailyActiveUsers(date: $d) { activeUsers } }", {"d": "2026-13-40"})
+    assert "$d" in error["message"] and error["extensions"]["variable"] == "d"
 
 
-def test_one_bad_field_does_not_hide_the_others(api):
+def test_one_bad_argument_refuses_the_whole_request(api):
     status, body = api.post('{ a: dailyActiveUsers(date: "2026-03-02") { activeUsers } '
                             'b: userEvents(userId: "u01", limit: 9999) { eventId } }')
+    assert status == 400 and "data" not in body
+    assert body["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "argument": "limit"}
+
+
+def test_one_failing_field_does_not_hide_the_others(api, monkeypatch):
+    from graphql_site.querylayer import queries
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(queries, "user_events", broken)
+    status, body = api.post('{ a: dailyActiveUsers(date: "2026-03-02") { activeUsers } '
+                            'b: userEvents(userId: "u01") { eventId } }')
     assert status == 200
     assert body["data"]["a"]["activeUsers"] > 0 and body["data"]["b"] is None
-    assert body["errors"][0]["path"] == ["b"]
+    assert body["errors"][0]["path"] == ["b"] and body["errors"][0]["extensions"]["code"] == "INTERNAL"
 
 
 # ---- auth and rate limit -----------------------------------------------------------------
@@ -70,8 +103,8 @@ def test_missing_bad_and_inactive_tokens_are_refused(api):
         assert status == 401, body
         assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
         assert "data" not in body
-    status, body = api.client.post("/graphql", {"query": q}, content_type="application/json",
-                                   HTTP_AUTHORIZATION="Basic dXNlcjpwYXNz").status_code, None
+    status, _headers, _body = api.request("POST", "/graphql", json_dump({"query": q}).encode(),
+                                          headers={"Authorization": "Basic dXNlcjpwYXNz"})
     assert status == 401
     row, token = ApiToken.issue("inactive-token")
     ApiToken.objects.filter(pk=row.pk).update(is_active=False)
@@ -94,37 +127,41 @@ def test_rate_limit_per_token(api):
     q = '{ dailyActiveUsers(date: "2026-03-02") { activeUsers } }'
     statuses = [api.post(q, token=limited)[0] for _ in range(3)]
     assert statuses == [200, 200, 200]
-    with pytest.MonkeyPatch.context():
-        response = api.client.post("/graphql", {"query": q}, content_type="application/json",
-                                   HTTP_AUTHORIZATION=f"Bearer {limited}")
-    assert response.status_code == 429
-    assert int(response["Retry-After"]) >= 1
-    assert response.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+    status, headers, content = api.request("POST", "/graphql", json_dump({"query": q}).encode(),
+                                           headers={"Authorization": f"Bearer {limited}"})
+    assert status == 429
+    assert int(headers["retry-after"]) >= 1
+    assert orjson_loads(content)["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
     assert api.post(q)[0] == 200  # other tokens are not affected
 
 
 # ---- depth, complexity, introspection -------------------------------------------------------
 
 def test_depth_limit(api):
-    with override_settings(STRATA_GRAPHQL_MAX_DEPTH=2):
-        error = _error(api, f'{{ revenueMetrics(dateRange: {R}) {{ daily {{ date }} }} }}', status=400)
-    assert error["extensions"]["code"] == "QUERY_TOO_DEEP" and "maximum depth is 2" in error["message"]
+    """graphene's depth_limit_validator: `revenueMetrics { daily { date } }` is 2 deep."""
+    with override_settings(STRATA_GRAPHQL_MAX_DEPTH=1):
+        error = _error(api, f'{{ revenueMetrics(dateRange: {R}) {{ daily {{ date }} }} }}')
+    assert error["extensions"]["code"] == "QUERY_TOO_DEEP" and "maximum operation depth of 1" in error["message"]
     # through fragments too
-    with override_settings(STRATA_GRAPHQL_MAX_DEPTH=2):
+    with override_settings(STRATA_GRAPHQL_MAX_DEPTH=1):
         error = _error(api, f'fragment D on RevenueMetrics {{ daily {{ date }} }} '
-                            f'query Q {{ revenueMetrics(dateRange: {R}) {{ ...D }} }}', status=400)
+                            f'query Q {{ revenueMetrics(dateRange: {R}) {{ ...D }} }}')
     assert error["extensions"]["code"] == "QUERY_TOO_DEEP"
     assert api.post(f'{{ revenueMetrics(dateRange: {R}) {{ daily {{ date }} }} }}')[0] == 200
 
 
-def test_complexity_limit_counts_aliases_and_limits(api):
-    aliases = " ".join(f'a{i}: dailyActiveUsers(date: "2026-03-02") {{ activeUsers }}' for i in range(300))
-    error = _error(api, "{ " + aliases + " }", status=400)
-    assert error["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+def test_cost_counts_aliases_ranges_and_limits(api):
     q = "query($n: Int) { userEvents(userId: \"u01\", limit: $n) { eventId eventType eventTimestamp amount properties } }"
-    with override_settings(STRATA_GRAPHQL_MAX_COMPLEXITY=300):
-        assert _error(api, q, {"n": 100}, status=400)["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+    with override_settings(STRATA_GRAPHQL_MAX_COST=100):
+        error = _error(api, q, {"n": 100})
+        assert error["extensions"] == {"code": "QUERY_TOO_COMPLEX", "cost": 110, "maxCost": 100}
         assert api.post(q, {"n": 10})[0] == 200
+    # one year-long funnel fits; four aliased ones do not (each costs 10 + 366 x 4)
+    year = '{start: "2025-03-01", end: "2026-03-01"}'
+    one = f'conversionFunnel(dateRange: {year}) {{ steps {{ users }} }}'
+    assert api.post("{ " + one + " }")[0] == 200
+    error = _error(api, "{ " + " ".join(f"f{i}: {one}" for i in range(4)) + " }")
+    assert error["extensions"]["code"] == "QUERY_TOO_COMPLEX" and error["extensions"]["cost"] == 4 * (10 + 366 * 4)
 
 
 def test_introspection_follows_the_setting(api):
@@ -135,6 +172,7 @@ def test_introspection_follows_the_setting(api):
     with override_settings(STRATA_GRAPHQL_INTROSPECTION=False):
         status, body = api.post(q)
         assert status == 400 and "introspection" in body["errors"][0]["message"].lower()
+        assert body["errors"][0]["extensions"]["code"] == "INTROSPECTION_DISABLED"
 
 
 def test_production_settings_refuse_to_start_without_a_secret(monkeypatch):
@@ -171,17 +209,18 @@ def test_sql_injection_through_every_string_argument(api, payload):
       userMetrics(userId: $id) { userId eventCount }
       ranged: userMetrics(userId: $id, dateRange: {start: "2026-03-01", end: "2026-03-14"}) { userId }
       userEvents(userId: $id) { eventId }
-      typed: userEvents(userId: "u01", eventType: $p) { eventId }
       userFeatures(userId: $id) { userId }
       eventFeatures(eventId: $id) { eventId }
     }"""
-    status, body = api.post(q, {"p": payload, "id": payload})
+    status, body = api.post(q.replace("$p: String!, ", ""), {"id": payload})
     assert status == 200, body
     data = body["data"]
     assert data["userMetrics"] is None and data["ranged"] is None and data["userEvents"] == []
     assert data["userFeatures"] is None and data["eventFeatures"] is None
-    # eventType is checked against the event-type pattern: an error naming it, or no rows
-    assert data["typed"] in (None, [])
+    # eventType must be snake case: refused, naming it
+    typed = 'query($p: String!) { userEvents(userId: "u01", eventType: $p) { eventId } }'
+    status, body = api.post(typed, {"p": payload})
+    assert status == 400 and body["errors"][0]["extensions"]["argument"] == "eventType", body
     for name_arg in ("steps", "features", "metric", "name"):
         query = {
             "steps": "query($p: String!) { conversionFunnel(dateRange: {start: \"2026-03-01\", end: \"2026-03-14\"}, steps: [\"view_item\", $p]) { steps { users } } }",
@@ -190,8 +229,8 @@ def test_sql_injection_through_every_string_argument(api, payload):
             "name": "query($p: String!) { metric(name: $p, dateRange: {start: \"2026-03-01\", end: \"2026-03-14\"}) { name } }",
         }[name_arg]
         status, body = api.post(query, {"p": payload})
-        assert status == 200 and body["errors"][0]["extensions"]["argument"] == name_arg, body
-        assert not any(body["data"].values()) if body.get("data") else True
+        assert status == 400 and body["errors"][0]["extensions"]["argument"] == name_arg, body
+        assert "data" not in body
     cursor_q = "query($p: String!) { trainingData(features: [\"count_events_7d\"], dateRange: {start: \"2026-03-01\", end: \"2026-03-14\"}, after: $p) { rows { userId } } }"
     status, body = api.post(cursor_q, {"p": payload})
     assert body["errors"][0]["extensions"]["argument"] == "after"
@@ -218,29 +257,50 @@ def test_quote_in_a_real_user_id_is_just_data(api, accepted_events):
 # ---- HTTP edges -----------------------------------------------------------------------------
 
 def test_http_edges(api, token):
-    c = api.client
-    auth = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
-    assert c.post("/graphql", "not json", content_type="application/json", **auth).status_code == 400
-    assert c.post("/graphql", {"variables": {}}, content_type="application/json", **auth).status_code == 400
-    assert c.post("/graphql", {"query": "{", "variables": {}}, content_type="application/json", **auth).status_code == 400
-    assert c.post("/graphql", {"query": "{ x }", "variables": []}, content_type="application/json", **auth).status_code == 400
-    assert c.put("/graphql", **auth).status_code == 405
-    assert c.get("/graphql", HTTP_ACCEPT="application/json").status_code == 405
+    auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+    def status(method, body=b"", **kw):
+        return api.request(method, "/graphql", body, headers={**auth, **kw.get("headers", {})},
+                           query_string=kw.get("query_string", ""))[0]
+
+    assert status("POST", b"not json") == 400
+    assert status("POST", b'{"variables": {}}') == 400
+    assert status("POST", b'{"query": "{", "variables": {}}') == 400
+    assert status("POST", b'{"query": "{ x }", "variables": []}') == 400
+    assert status("POST", b'{"query": "{ __typename }"}', headers={"Content-Type": "text/plain"}) == 415
+    assert status("PUT") == 405
+    assert status("GET", headers={"Accept": "application/json"}) == 400  # GET needs `query` or a hash
+    assert status("GET", query_string="query=%7B__typename%7D") == 200
+    # without a token, every GraphQL request is a 401 before anything is read
+    assert api.request("PUT", "/graphql")[0] == 405
+    assert api.request("GET", "/graphql", query_string="query=%7B__typename%7D")[0] == 401
+    assert api.request("POST", "/graphql", b"not json")[0] == 401
 
 
 def test_graphiql_page_for_browsers(api):
     with override_settings(STRATA_GRAPHIQL=True):
-        response = api.client.get("/graphql", HTTP_ACCEPT="text/html")
-        assert response.status_code == 200 and b"graphiql" in response.content.lower()
-    with override_settings(STRATA_GRAPHIQL=False):
-        assert api.client.get("/graphql", HTTP_ACCEPT="text/html").status_code == 405
+        status, headers, content = api.request("GET", "/graphql", headers={"Accept": "text/html"})
+        assert status == 200 and b"graphiql" in content.lower()
+        # every script and stylesheet is this server's own
+        assert b"https://" not in content and b"http://" not in content and b"/static/gateway/vendor/" in content
+    with override_settings(STRATA_GRAPHIQL=False):  # then /graphql is the API only
+        assert api.request("GET", "/graphql", headers={"Accept": "text/html"})[0] == 401
 
 
-def test_healthz(api):
-    response = api.client.get("/healthz")
-    assert response.status_code == 200
-    body = response.json()
-    assert body["status"] == "ok" and body["database"] == "ok" and body["dataVersion"] == "fixture-v1"
+def test_healthz(api, tmp_path):
+    status, _headers, content = api.request("GET", "/healthz")
+    body = orjson_loads(content)
+    assert status == 200, body
+    assert body["status"] == "ok" and body["database"] == "ok" and body["warehouse"] == "ok"
+    assert body["dataVersion"] == "fixture-v1"
+    # the warehouse down: 503, saying what is down, and no file path (issues 9 and 12)
+    missing = tmp_path / "gone" / "warehouse.duckdb"
+    with override_settings(STRATA_WAREHOUSE_PATH=str(missing)):
+        status, _headers, content = api.request("GET", "/healthz")
+    body = orjson_loads(content)
+    assert status == 503 and body["status"] == "unavailable" and body["down"] == ["warehouse"], body
+    assert "strata transform" in body["warehouse"]
+    assert str(tmp_path) not in content.decode() and "/" not in body["warehouse"].replace("`", "")
 
 
 def test_missing_warehouse_is_a_clear_error(api, tmp_path):
@@ -249,6 +309,7 @@ def test_missing_warehouse_is_a_clear_error(api, tmp_path):
     assert status == 200 and body["data"] == {"dailyActiveUsers": None}
     assert body["errors"][0]["extensions"]["code"] == "WAREHOUSE_UNAVAILABLE"
     assert "strata transform" in body["errors"][0]["message"]
+    assert str(tmp_path) not in json_dump(body)
     assert body["extensions"]["dataVersion"] is None
 
 
@@ -269,7 +330,7 @@ def test_every_date_range_field_rejects_a_reversed_range(api):
     ]
     for q in queries:
         error = _error(api, q)
-        assert error["extensions"]["argument"] == "dateRange", q
+        assert error["extensions"] == {"code": "BAD_USER_INPUT", "argument": "dateRange"}, q
 
 
 def test_dates_are_utc(api):
@@ -306,6 +367,12 @@ def json_dump(body) -> str:
     import json
 
     return json.dumps(body)
+
+
+def orjson_loads(content: bytes):
+    import json
+
+    return json.loads(content)
 
 
 def test_explicit_nulls_mean_the_defaults(api, accepted_events):

@@ -44,10 +44,32 @@ def test_revenue_metrics(api, accepted_events, start, end):
         [(d["date"], d["revenue"], d["orders"]) for d in want["daily"]]
 
 
-def test_money_is_exact_and_never_exponent(api):
-    data = api.data('{ revenueMetrics(dateRange: {start: "2026-03-20", end: "2026-03-20"}) { totalRevenue daily { revenue } } }')
-    assert data["revenueMetrics"]["totalRevenue"] in ("0", "0.000000000")
-    assert "E" not in data["revenueMetrics"]["daily"][0]["revenue"]
+MONEY_TEXT = r"-?[0-9]+\.[0-9]{9}"
+
+
+def test_money_is_fixed_scale_everywhere(api):
+    """Issue 12: "0", "57.520495867768595" and 0E-9 all appeared; now always 9 decimal places."""
+    import re
+
+    data = api.data("""{ revenueMetrics(dateRange: {start: "2026-03-20", end: "2026-03-20"}) {
+        totalRevenue grossRevenue refunds averageOrderValue daily { revenue } }
+      all: revenueMetrics(dateRange: {start: "2026-03-01", end: "2026-03-14"}) {
+        totalRevenue grossRevenue refunds averageOrderValue daily { revenue } }
+      userMetrics(userId: "u01") { totalRevenue }
+      userEvents(userId: "u01", eventType: "purchase", limit: 5) { amount }
+      avg: metric(name: "average_purchase", dateRange: {start: "2026-03-01", end: "2026-03-14"}) {
+        points { exactValue } }
+      count: metric(name: "events", dateRange: {start: "2026-03-01", end: "2026-03-02"}) { points { exactValue } } }""")
+    empty = data["revenueMetrics"]
+    assert empty["totalRevenue"] == empty["grossRevenue"] == empty["refunds"] == "0.000000000"
+    assert empty["daily"] == [{"revenue": "0.000000000"}] and empty["averageOrderValue"] is None
+    texts = [data["all"]["totalRevenue"], data["all"]["grossRevenue"], data["all"]["refunds"],
+             data["all"]["averageOrderValue"], data["userMetrics"]["totalRevenue"],
+             *[d["revenue"] for d in data["all"]["daily"]], *[e["amount"] for e in data["userEvents"]],
+             *[p["exactValue"] for p in data["avg"]["points"]], *[p["exactValue"] for p in data["count"]["points"]]]
+    assert len(texts) > 20
+    for text in texts:
+        assert re.fullmatch(MONEY_TEXT, text), text
 
 
 @pytest.mark.parametrize("steps", [None, ["view_item", "add_to_cart"], ["page_view", "search", "purchase"],
@@ -198,8 +220,8 @@ def test_metric_daily_weekly_monthly(api, accepted_events):
     assert {p["date"]: p["value"] for p in weekly} == {iso(k): len(v) for k, v in sorted(by_week.items())}
 
     monthly = api.data(q, {"n": "events", "r": RANGE, "g": "MONTH"})["metric"]["points"]
-    assert monthly == [{"date": "2026-03-01", "value": float(sum(1 for e in accepted_events if start <= e["event_date"] <= end)),
-                        "exactValue": str(sum(1 for e in accepted_events if start <= e["event_date"] <= end))}]
+    n = sum(1 for e in accepted_events if start <= e["event_date"] <= end)
+    assert monthly == [{"date": "2026-03-01", "value": float(n), "exactValue": f"{n}.000000000"}]
 
 
 def test_user_behavior(api, accepted_events):

@@ -176,7 +176,7 @@ def test_bigquery_responses_report_bytes_processed(api, monkeypatch):
     """On BigQuery, extensions carry bytesProcessed (the warehouse is faked at the snapshot)."""
     from django.test.utils import override_settings
 
-    from graphql_site.gateway import views
+    from graphql_site.gateway import pipeline
     from graphql_site.querylayer import engine
 
     class FakeBigQuery:
@@ -196,7 +196,7 @@ def test_bigquery_responses_report_bytes_processed(api, monkeypatch):
             return fake
 
     real = engine.DuckDBWarehouse()
-    monkeypatch.setattr(views, "get_warehouse", lambda: FakeBigQuery())
+    monkeypatch.setattr(pipeline, "get_warehouse", lambda: FakeBigQuery())
     try:
         with override_settings(STRATA_WAREHOUSE="bigquery"):
             status, body = api.post('{ dailyActiveUsers(date: "2026-03-09") { activeUsers } }')

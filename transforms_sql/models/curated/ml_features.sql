@@ -1,8 +1,9 @@
 {#- Point-in-time features: one row per identified user per as-of date on which the user was
     active. Every feature reads only user_metrics rows with date <= as_of_date (no leakage),
-    over a rolling window of feature_window_days days ending on as_of_date, plus tenure from
-    stg_users. A change on date d changes rows for as-of dates d .. d + window - 1. -#}
-{%- set window_days = var('feature_window_days') | int -%}
+    over a rolling window of 28 days ending on as_of_date, plus tenure from stg_users. A change
+    on date d changes rows for as-of dates d .. d + window - 1. The windows are fixed: they are
+    part of the column names (a different window is a new column, see dbt_project.yml). -#}
+{%- set window_days = 28 -%}
 {{ config(**strata.date_partitioned('as_of_date', cluster_by=['user_id'],
                                     retention_days=var('curated_retention_days'))) }}
 

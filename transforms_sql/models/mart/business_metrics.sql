@@ -39,8 +39,8 @@ event_days as (
     select
         event_date as date,
         count(distinct user_id) as dau,
-        coalesce(sum(case when event_type = 'purchase' then amount end), {{ strata.money_zero() }}) as gross_revenue,
-        coalesce(sum(case when event_type = 'refund' then amount end), {{ strata.money_zero() }}) as refunds,
+        {{ strata.gross_revenue() }} as gross_revenue,
+        {{ strata.refunds() }} as refunds,
         cast(sum(case when event_type = 'purchase' then 1 else 0 end) as {{ dbt.type_bigint() }}) as orders,
         count(distinct case when event_type = 'purchase' then user_id end) as paying_users
     from events
@@ -77,8 +77,7 @@ final as (
     select
         spine.date,
         coalesce(event_days.dau, 0) as dau,
-        cast(coalesce(event_days.gross_revenue, {{ strata.money_zero() }})
-             - coalesce(event_days.refunds, {{ strata.money_zero() }}) as {{ strata.type_money() }}) as revenue,
+        {{ strata.net_revenue('event_days.gross_revenue', 'event_days.refunds') }} as revenue,
         cast(coalesce(event_days.gross_revenue, {{ strata.money_zero() }}) as {{ strata.type_money() }}) as gross_revenue,
         cast(coalesce(event_days.refunds, {{ strata.money_zero() }}) as {{ strata.type_money() }}) as refunds,
         coalesce(event_days.orders, 0) as orders,

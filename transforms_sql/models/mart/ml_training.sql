@@ -3,7 +3,7 @@
     Labels of the last `horizon` as-of dates are still open (later data can raise them):
     train on as_of_date <= max(as_of_date) - horizon. A change on date d rebuilds the features'
     dates and as-of dates d-horizon .. d-1 whose label window covers d. -#}
-{%- set horizon = var('label_horizon_days') | int -%}
+{%- set horizon = 7 -%}  {#- part of the label's name, label_purchases_next_7d: fixed -#}
 {{ config(**strata.date_partitioned('as_of_date', cluster_by=['user_id'],
                                     retention_days=var('mart_retention_days'))) }}
 
