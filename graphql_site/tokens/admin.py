@@ -1,4 +1,4 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
 from .models import ApiToken
 
@@ -21,3 +21,9 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    def changelist_view(self, request, extra_context=None):
+        messages.info(request, "Tokens cannot be added here, on purpose: a token is shown in clear text "
+                      "once, by `strata token create NAME` (only its hash is stored), so it never sits in a "
+                      "web page. Edit, expire or deactivate tokens here; `strata token revoke NAME` does too.")
+        return super().changelist_view(request, extra_context)
