@@ -220,3 +220,8 @@ def test_documented_commands_run_on_a_fresh_home(tmp_path):
     points = metric["data"]["metric"]["points"]
     assert metric["data"]["metric"]["name"] == METRIC["name"] and points and all(p["value"] > 0 for p in points)
     assert any('"activeUsers"' in out for out in outputs["graphql_site/README.md"])
+    # everything the walk-through left in the home (lake, warehouse, dbt files, Django's SQLite,
+    # serve.log) is private to its owner
+    loose = [str(p) for p in [session.home, *session.home.rglob("*")]
+             if not p.is_symlink() and p.stat().st_mode & 0o077]
+    assert not loose, loose

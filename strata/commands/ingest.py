@@ -104,7 +104,7 @@ def local_pattern(pattern: str) -> str:
     return pattern if "://" in pattern else os.path.abspath(os.path.expanduser(pattern))
 
 
-def dry_run(args, as_json: bool) -> int:
+def dry_run(args) -> int:
     """List what the job would read (file, format, size), per input kind; write nothing."""
     from apache_beam.io.filesystems import FileSystems
 
@@ -126,7 +126,7 @@ def dry_run(args, as_json: bool) -> int:
                     problems.append(as_typed(str(exc)))
                 plan.append({"kind": kind, "path": m.path, "format": detected, "bytes": m.size_in_bytes})
     target = str(paths.home_path() / "lake") if args.sink == "local" else f"bigquery:{args.bq_project}.{args.bq_dataset}"
-    if as_json:
+    if args.json:
         print(json.dumps({"dry_run": True, "files": plan, "problems": problems, "sink": args.sink,
                           "writes_to": target, "total_bytes": sum(f["bytes"] for f in plan)}))
     else:
@@ -152,7 +152,7 @@ def run_batch(args) -> int:
     args.input = [local_pattern(p) for p in args.input]
     args.users_input = [local_pattern(p) for p in args.users_input or []]
     if args.dry_run:
-        return dry_run(args, args.json)
+        return dry_run(args)
 
     local = args.runner in ("local", "FnApiRunner")
     if local:
