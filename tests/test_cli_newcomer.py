@@ -349,7 +349,8 @@ def test_wrong_files_warn_and_can_be_dropped_from_raw(built, tmp_path):
 @pytest.mark.slow
 def test_generate_prints_the_ingest_command_for_what_it_wrote(built, tmp_path):
     line = next(line for line in built["generate"].stdout.splitlines() if line.startswith("ingest with"))
-    command = line.split(None, 2)[2]
+    command, into = line.split(None, 2)[2].split("   (into home ")
+    assert into == f"{built['home']})"
     assert command.startswith(".venv/bin/strata ingest batch --input ") and "--users-input" in command
     argv = __import__("shlex").split(command)[1:]  # the command, run with this venv's strata
     summary = ok(strata(*argv, "--json", home=tmp_path / "h"))

@@ -122,7 +122,9 @@ def run(args) -> int:
     print(f"users file rows {summary['users_file_rows']:>12,}")
     print(f"seconds         {summary['seconds']:>12,.2f}   ({summary['records_per_second'] or 0:,} records/s)")
     print(f"ground truth    {pathlib.Path(summary['out']) / 'ground_truth.json'}")
-    print(f"ingest with     {ingest_command(args.out, summary['format'])}")
+    from strata_core import paths
+
+    print(f"ingest with     {ingest_command(args.out, summary['format'])}   (into home {paths.home_path()})")
     return 0
 
 
