@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 VENV ?= .venv
 BIN := $(VENV)/bin
-export STRATA_HOME ?= $(CURDIR)/.strata
+# Local state goes to $STRATA_HOME, by default .strata in this checkout (strata_core/paths.py).
 # Never let google-auth probe the metadata server, nor dbt phone home (see README, "Offline").
 export NO_GCE_CHECK := true
 export GCE_METADATA_HOST := 127.0.0.1:9

@@ -87,7 +87,8 @@ def validate_batch_options(opts: BatchIngestOptions) -> None:
 class StreamIngestOptions(PipelineOptions):
     """Options of the streaming job (``strata ingest stream`` and the ``ingest_stream`` Flex Template).
 
-    The sink options mean what they mean for the batch job (``BatchIngestOptions``).
+    The sink options (``--sink``, ``--strata_home``, ``--bq_*``) come from ``add_sink_arguments``,
+    shared with ``BatchIngestOptions``.
     """
 
     @classmethod

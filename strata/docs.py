@@ -1,7 +1,10 @@
-"""Render ``docs/events.md`` from the event contract (``strata_core/contract.py``).
+"""The project's generated documentation.
 
-The file is generated and committed; ``tests/test_docs.py`` fails when it drifts.
-Regenerate with ``strata docs`` (or ``make docs``).
+* ``docs/events.md``, rendered from the event contract (``strata_core/contract.py``): generated
+  and committed; ``tests/test_templates_and_docs.py`` fails when it drifts. Regenerate with
+  ``strata docs`` (or ``make docs``).
+* The dbt docs site (:func:`build_dbt_docs`), built under the home by ``strata docs`` and
+  served on loopback by ``strata docs serve``.
 """
 
 from __future__ import annotations
@@ -78,3 +81,46 @@ def write(path: pathlib.Path = DOC_PATH) -> pathlib.Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render(), encoding="utf-8")
     return path
+
+
+def build_dbt_docs() -> tuple[pathlib.Path, bool]:
+    """``dbt docs generate``: the dbt project's documentation site (models, columns, tests,
+    lineage) in ``$STRATA_HOME/dbt/target/index.html``. Returns (target dir, catalog included).
+
+    The catalog (column types, row counts) is read from a copy of the warehouse, so a running
+    API, which holds the live file open, is never in the way; without a warehouse yet the site
+    has descriptions and lineage only (``--empty-catalog``). The page itself loads nothing from
+    outside: dbt's usage tracker only starts when the manifest allows anonymous usage stats,
+    and ``transforms_sql/dbt_project.yml`` (and the offline environment) turn them off.
+    """
+    import contextlib
+    import shutil
+
+    from strata import transform
+    from strata_core import paths
+
+    live = paths.warehouse_path()
+    copy = paths.home() / "warehouse.docs.duckdb"
+    args = ["docs", *transform.dbt_args("generate", target="duckdb")]
+    catalog = live.exists()
+    if catalog:
+        shutil.copyfile(live, copy)
+    else:
+        args.append("--empty-catalog")
+    try:
+        res = transform.invoke_dbt(args, warehouse_file=copy)
+    finally:
+        for leftover in (copy, copy.with_name(copy.name + ".wal")):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+    if not res.success:
+        raise RuntimeError(f"dbt docs generate failed: {res.exception or 'see dbt/logs/dbt.log under the home'}")
+    return paths.home() / "dbt" / "target", catalog
+
+
+def serve_dbt_docs(host: str, port: int) -> None:
+    """``dbt docs serve`` on ``host:port`` (no browser is opened); runs until interrupted."""
+    from strata import transform
+
+    transform.invoke_dbt(["docs", *transform.dbt_args("serve", target="duckdb"),
+                          "--host", host, "--port", str(port), "--no-browser"])

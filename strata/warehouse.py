@@ -17,6 +17,8 @@ Why this shape:
 * Part names are derived from the input (file and line range), so re-ingesting the same input
   replaces the same parts: reruns are idempotent.
 * ``raw.*`` are views, so a new part is visible to the next query with no registration step.
+* The views find the lake through a per-connection variable, not a stored path, so a home can
+  be copied or moved (``strata_core/duckdb_config.py``).
 """
 
 from __future__ import annotations
@@ -27,21 +29,22 @@ from typing import Iterator
 
 import duckdb
 
-from strata_core import paths, schemas
+from strata_core import duckdb_config, paths, schemas
 from strata_core.lake import table_dir, write_part
 
 SCHEMAS = ("raw", "staging", "curated", "mart")
 
 
-def _glob(table: str, lake: pathlib.Path) -> str:
-    return str(table_dir(table, lake) / "**" / "*.parquet")
+class HomeMissing(FileNotFoundError):
+    """The home (or its warehouse) does not exist: nothing was ingested there."""
 
 
 def init(db_path: pathlib.Path | None = None, lake: pathlib.Path | None = None) -> pathlib.Path:
     """Create the lake directories and the DuckDB file with its schemas and ``raw`` views.
 
     Cheap and idempotent: when the views already exist the file is only opened read-only, so
-    ``init`` never takes the write lock away from a running reader.
+    ``init`` never takes the write lock away from a running reader. The views store no path
+    (``strata_core.duckdb_config``): a copied or moved home reads its own lake.
     """
     db_path = db_path or paths.warehouse_path()
     lake = lake or paths.lake_dir()
@@ -55,39 +58,53 @@ def init(db_path: pathlib.Path | None = None, lake: pathlib.Path | None = None) 
         return db_path
     con = duckdb.connect(str(db_path))
     try:
+        duckdb_config.point_at_lake(con, lake)  # a view is bound (its files globbed) on creation
         for schema in SCHEMAS:
             con.execute(f"create schema if not exists {schema}")
         for table in schemas.RAW_TABLES:
-            # The glob is ours (no user input); hive_partitioning is off because every part also
-            # stores its partition column, which keeps types exact (DATE, not VARCHAR).
-            con.execute(
-                f"create or replace view raw.{table} as select * from read_parquet("
-                f"'{_glob(table, lake)}', hive_partitioning = false, union_by_name = true)"
-            )
+            con.execute(duckdb_config.raw_view_sql(table))
     finally:
         con.close()
     return db_path
 
 
 def _has_views(db_path: pathlib.Path) -> bool:
-    try:
-        con = duckdb.connect(str(db_path), read_only=True)
+    """Whether every raw view exists in its current (path-free) form; older homes stored the
+    lake's absolute path in them, and are rewritten by the next ``init``."""
+    try:  # the readers' configuration: one process may not open a file with two configurations
+        con = duckdb.connect(str(db_path), read_only=True, config=duckdb_config.read_only_config())
     except duckdb.Error:
         return False
     try:
-        found = {r[0] for r in con.execute(
-            "select table_name from information_schema.tables where table_schema = 'raw'").fetchall()}
-        return set(schemas.RAW_TABLES) <= found
+        found = dict(con.execute(
+            "select view_name, sql from duckdb_views() where schema_name = 'raw'").fetchall())
+        return all(duckdb_config.LAKE_VARIABLE in (found.get(t) or "") for t in schemas.RAW_TABLES)
     finally:
         con.close()
 
 
-@contextlib.contextmanager
-def connect(read_only: bool = True, db_path: pathlib.Path | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
-    db_path = db_path or paths.warehouse_path()
+def require_home() -> pathlib.Path:
+    """The warehouse file of an existing home, or :class:`HomeMissing` saying what to run."""
+    home = paths.home_path()
+    if not home.is_dir():
+        raise HomeMissing(f"STRATA_HOME {home} does not exist: nothing has been ingested there. "
+                          "Set STRATA_HOME to an existing home, or start one with "
+                          "`.venv/bin/strata ingest batch --input 'data/events-*.ndjson'`")
+    db_path = home / "warehouse.duckdb"
     if not db_path.exists():
-        init(db_path)
-    con = duckdb.connect(str(db_path), read_only=read_only)
+        raise HomeMissing(f"{home} has no warehouse yet: run `.venv/bin/strata ingest batch` first")
+    return db_path
+
+
+@contextlib.contextmanager
+def connect(db_path: pathlib.Path | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only, offline, locked connection to the warehouse (``strata_core.duckdb_config``).
+
+    Never creates a missing home (:class:`HomeMissing`). Writers are the ingest jobs (Parquet
+    parts, never this file) and ``strata transform`` (a copy swapped in atomically).
+    """
+    db_path = db_path or require_home()
+    con = duckdb_config.connect_read_only(db_path, db_path.parent / "lake")
     try:
         yield con
     finally:
@@ -95,8 +112,14 @@ def connect(read_only: bool = True, db_path: pathlib.Path | None = None) -> Iter
 
 
 def query(sql: str, params: list | None = None) -> tuple[list[str], list[tuple]]:
-    """Run read-only SQL against the local warehouse; return (column names, rows)."""
-    with connect(read_only=True) as con:
-        cur = con.execute(sql, params or [])
+    """Run read-only SQL against the local warehouse; return (column names, rows) of its last
+    statement. A statement that would write raises ``PermissionError`` before anything runs."""
+    with connect() as con:
+        statements = duckdb_config.refuse_writes(con, sql)
+        if not statements:
+            return [], []
+        for statement in statements[:-1]:
+            con.execute(statement)
+        cur = con.execute(statements[-1], params) if params else con.execute(statements[-1])
         columns = [d[0] for d in cur.description] if cur.description else []
         return columns, cur.fetchall()

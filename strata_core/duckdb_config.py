@@ -1,65 +1,124 @@
-"""DuckDB settings for every connection that only reads the warehouse (``strata query``, the API).
+"""How every reader opens the local DuckDB warehouse: read-only, offline, and wherever the home is.
 
-Read-only and offline through DuckDB's own configuration, not a statement blacklist:
+One place for the rule, shared by ``strata query`` (``strata.warehouse``) and the API's
+connections (``graphql_site.querylayer.engine``).
 
-* ``enable_external_access = false``: no file outside the database itself is read or written
-  (``COPY ... TO``, ``read_csv('/elsewhere')``, ``ATTACH``, ``INSTALL``), and nothing is fetched
-  from the network;
-* ``autoinstall_known_extensions`` / ``autoload_known_extensions`` off: no statement makes DuckDB
-  download or load an extension;
-* ``lock_configuration = true``, set last: none of the above can be changed by a ``SET``.
+**Read-only and offline through DuckDB's own settings**, not by inspecting SQL:
 
-Two ways in:
+* the database file is opened ``read_only`` (no table, view or schema can change);
+* ``enable_external_access = false``: no network (no ``httpfs``, no ``https://`` reads), no
+  file outside the lake, no ``ATTACH`` of another database, no ``COPY … TO`` outside the lake;
+* ``allowed_directories = [<home>/lake/]``: the one directory the ``raw.*`` views read;
+* ``autoinstall_known_extensions`` / ``autoload_known_extensions`` off, community and unsigned
+  extensions refused: a query can never make DuckDB download or load code;
+* ``lock_configuration = true``: none of the above can be ``SET`` back by a query.
 
-* :func:`read_only_config` is the ``config`` dict for ``duckdb.connect(path, read_only=True,
-  config=...)`` (or SQLAlchemy's ``connect_args``): for readers of the database's own tables (the
-  API reads only the marts).
-* :func:`connect_read_only` also takes ``allowed_directories`` (the lake, for the ``raw.*`` views
-  over Parquet). DuckDB accepts that setting only once the database runs, so it is set first,
-  then external access is turned off and the configuration locked. Note that DuckDB lets a
-  statement *write* under an allowed directory too (``COPY ... TO '<lake>/x.parquet'`` works), so
-  a reader that must never write the lake has to refuse such statements itself.
+DuckDB's allow-list grants writes as well as reads inside an allowed directory (measured on
+duckdb 2.0.1: ``COPY (…) TO '<lake>/raw/events/x.parquet'`` succeeds). A caller that runs SQL
+typed by a user therefore also checks the statement *type* with DuckDB's own parser
+(:func:`refuse_writes`): only statements that read (``SELECT``, ``EXPLAIN``, ``PRAGMA``,
+``CALL``) run. The API runs only statements it built itself, so the settings are enough there.
+
+**A home you can move.** The ``raw.*`` views store no absolute path: they read
+``getvariable('strata_lake')`` (set per connection to ``<home>/lake`` by :func:`secure`), or
+``./lake`` when the variable is unset, so ``cd $STRATA_HOME && duckdb warehouse.duckdb`` works too.
+A copied home reads its own lake, and a moved home keeps working.
 """
 
 from __future__ import annotations
 
 import pathlib
 
-_OFFLINE = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+#: The DuckDB variable the raw views read the lake's location from (one value per connection).
+LAKE_VARIABLE = "strata_lake"
+
+#: Statement types that only read (DuckDB's ``StatementType`` names).
+READ_STATEMENTS = frozenset({"SELECT", "EXPLAIN", "PRAGMA", "CALL"})
+
+#: What a refused write says, wherever it is refused.
+READ_ONLY_HINT = ("the warehouse is read-only here: `strata ingest` writes raw.*, "
+                  "`strata transform` writes staging, curated and mart")
+
+
+def scan_sql(table: str, *, filename: bool = False) -> str:
+    """``read_parquet(...)`` over the Parquet parts of ``raw.<table>`` in this connection's lake.
+
+    ``table`` is one of ``strata_core.schemas.RAW_TABLES`` (never user input). hive_partitioning
+    is off because every part also stores its partition column, which keeps types exact.
+    """
+    glob = f"coalesce(getvariable('{LAKE_VARIABLE}'), 'lake') || '/raw/{table}/**/*.parquet'"
+    return (f"read_parquet({glob}, hive_partitioning = false, union_by_name = true"
+            f"{', filename = true' if filename else ''})")
+
+
+def raw_view_sql(table: str) -> str:
+    """``create view`` statement for ``raw.<table>`` (see :func:`scan_sql`)."""
+    return f"create or replace view raw.{table} as select * from {scan_sql(table)}"
 
 
 def read_only_config(*, threads: int | None = None, memory_limit: str | None = None) -> dict:
-    """The ``config`` of a read-only, offline warehouse reader that reads no external file."""
-    config: dict = {"enable_external_access": False, **_OFFLINE}
+    """Settings for ``duckdb.connect(path, read_only=True, config=read_only_config())``.
+
+    Only what DuckDB accepts before the database starts; :func:`secure` does the rest. One
+    process must open a database file with one config, so every reader uses this function.
+    """
+    config: dict = {
+        "autoinstall_known_extensions": False,
+        "autoload_known_extensions": False,
+        "allow_community_extensions": False,
+        "allow_unsigned_extensions": False,
+    }
     if threads:
         config["threads"] = threads
     if memory_limit:
         config["memory_limit"] = memory_limit
-    config["lock_configuration"] = True  # last: everything above is in force and fixed
     return config
 
 
-def connect_read_only(path: pathlib.Path | str, *, allowed_directories: list | tuple = (),
-                      threads: int | None = None, memory_limit: str | None = None):
-    """A read-only, offline DuckDB connection to ``path``, reading files only under
-    ``allowed_directories`` (none by default)."""
+def point_at_lake(con, lake: pathlib.Path) -> None:
+    """Make this connection's ``raw.*`` views read ``lake`` (a bound value: any path works)."""
+    con.execute(f"set variable {LAKE_VARIABLE} = $1", [str(lake)])
+
+
+def secure(con, lake: pathlib.Path) -> None:
+    """Point ``con`` at ``lake``, then allow reading only the lake and lock the configuration.
+
+    Call it on every new connection opened with :func:`read_only_config`. The settings are
+    global to the DuckDB database instance, which every connection to the same path in one
+    process shares: the first connection locks them, later ones only set their variable.
+    """
+    point_at_lake(con, lake)
+    locked = con.execute("select current_setting('lock_configuration')").fetchone()[0]
+    if locked in (True, "true"):
+        return
+    con.execute("set allowed_directories = $1", [[str(lake).rstrip("/") + "/"]])
+    con.execute("set enable_external_access = false")
+    con.execute("set lock_configuration = true")
+
+
+def connect_read_only(path: pathlib.Path | str, lake: pathlib.Path, *, threads: int | None = None,
+                      memory_limit: str | None = None):
+    """A read-only, offline connection to the DuckDB file ``path`` whose ``raw.*`` views read ``lake``."""
     import duckdb
 
-    if not allowed_directories:
-        return duckdb.connect(str(path), read_only=True,
-                              config=read_only_config(threads=threads, memory_limit=memory_limit))
-    config = dict(_OFFLINE)
-    if threads:
-        config["threads"] = threads
-    if memory_limit:
-        config["memory_limit"] = memory_limit
-    con = duckdb.connect(str(path), read_only=True, config=config)
+    con = duckdb.connect(str(path), read_only=True,
+                         config=read_only_config(threads=threads, memory_limit=memory_limit))
     try:
-        directories = [str(pathlib.Path(d).resolve()).rstrip("/") + "/" for d in allowed_directories]
-        con.execute("SET allowed_directories = $dirs", {"dirs": directories})
-        con.execute("SET enable_external_access = false")
-        con.execute("SET lock_configuration = true")
-    except Exception:
+        secure(con, lake)
+    except BaseException:
         con.close()
         raise
     return con
+
+
+def refuse_writes(con, sql: str) -> list:
+    """DuckDB's own parse of ``sql``: its statements, or ``PermissionError`` if one would write.
+
+    The message names the statement and says which command writes the warehouse.
+    """
+    statements = con.extract_statements(sql)
+    for statement in statements:
+        kind = str(statement.type).rsplit(".", 1)[-1]
+        if kind not in READ_STATEMENTS:
+            raise PermissionError(f"{kind} refused: {READ_ONLY_HINT}")
+    return statements

@@ -12,11 +12,9 @@ import json
 import pathlib
 import threading
 
-import duckdb
 import pytest
 
 from strata import cli, warehouse
-from strata_core import paths
 from tests.fakes.bigquery_server import FakeBigQuery
 from tests.fakes.gcs import gcs_emulator  # noqa: F401  (pytest fixture)
 
@@ -153,9 +151,8 @@ def test_readers_query_while_a_load_runs(strata_home, ndjson_input, capsys):
     def reader():
         while not done.is_set():
             try:
-                con = duckdb.connect(str(paths.warehouse_path()), read_only=True)
-                counts.append(con.execute("select count(*) from raw.events").fetchone()[0])
-                con.close()
+                with warehouse.connect() as con:  # the readers' connection: read-only, locked
+                    counts.append(con.execute("select count(*) from raw.events").fetchone()[0])
             except Exception as exc:  # noqa: BLE001 - any reader error fails the test below
                 errors.append(exc)
 
@@ -175,10 +172,13 @@ def test_cli_errors_are_precise(strata_home, tmp_path, capsys):
     assert cli.main(["ingest", "batch", "--input", str(tmp_path / "nothing-*.jsonl")]) == 2
     assert "matched no files" in capsys.readouterr().err
     (tmp_path / "x.csv").write_text("a,b\n")
+    # Errors name the flags the user typed, not the Beam options they become.
     assert cli.main(["ingest", "batch", "--input", str(tmp_path / "x.csv")]) == 2
-    assert "--input_format" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--format ndjson|avro|parquet" in err and "--input_format" not in err
     assert cli.main(["ingest", "batch", "--input", str(tmp_path / "x.csv"), "--sink", "bigquery"]) == 2
-    assert "--bq_project" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--bq-project" in err and "--bq_project" not in err
 
 
 def test_query_command_prints_rows_as_json(strata_home, ndjson_input, capsys):

@@ -21,6 +21,7 @@ import json
 import os
 import pathlib
 import random
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -30,7 +31,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from strata_core import lake, paths, schemas
+from strata_core import duckdb_config, lake, paths, schemas
 from strata import transform, warehouse
 
 UTC = dt.timezone.utc
@@ -191,8 +192,14 @@ def expected_business_metrics(raw_rows: list[dict], user_rows: list[dict]) -> di
 
 # ---- reading the warehouse ------------------------------------------------------------------
 
+def open_reader() -> duckdb.DuckDBPyConnection:
+    """A reader's connection, configured as Strata's readers are (one process may not open a
+    file with two configurations)."""
+    return duckdb.connect(str(paths.warehouse_path()), read_only=True, config=duckdb_config.read_only_config())
+
+
 def read_rows(sql: str) -> list[tuple]:
-    con = duckdb.connect(str(paths.warehouse_path()), read_only=True)
+    con = open_reader()
     try:
         return con.execute(sql).fetchall()
     finally:
@@ -272,7 +279,7 @@ def scenario(tmp_path_factory):
         state.update(batch2=batch2, late_day=late_day, new_day=new_day, resent_date=old["event_date"])
 
         # a long-lived reader holding the old file, and another process polling during the build
-        held = duckdb.connect(str(paths.warehouse_path()), read_only=True)
+        held = open_reader()
         stop = home / "stop-reader"
         reader = subprocess.Popen([sys.executable, "-c", READER, str(paths.warehouse_path()), str(stop)],
                                   stdout=subprocess.PIPE, text=True)
@@ -293,8 +300,16 @@ def scenario(tmp_path_factory):
                                            "from mart.funnel_events")
         state["funnel_daily"] = read_rows("select event_date, step_number, count_users from mart.funnel_daily")
 
-        full = transform.run_transform(full_refresh=True)
-        state.update(full=full, snapshot_full=snapshot())
+        # A full refresh of the same raw rows reproduces every table: nothing is published.
+        state["full"] = transform.run_transform(full_refresh=True)
+        # The same lake in a new home (homes can be copied): a first build, from scratch.
+        fresh = home.parent / "fresh-home"
+        shutil.copytree(home / "lake", fresh / "lake")
+        mp.setenv("STRATA_HOME", str(fresh))
+        warehouse.init()
+        state["fresh"] = transform.run_transform()
+        state["snapshot_fresh"] = snapshot()
+        mp.setenv("STRATA_HOME", str(home))
         yield state
 
 
@@ -306,16 +321,20 @@ def _assert_metrics_equal(actual: dict, expected: dict) -> None:
 
 @pytest.mark.slow
 def test_builds_pass_with_all_tests(scenario):
-    for key in ("first", "incremental", "full"):
+    for key in ("first", "incremental", "full", "fresh"):
         s = scenario[key]
         assert s["ok"], transform.format_summary(s)
         assert s["models"]["errors"] == 0 and s["models"]["built"] == 12
         assert s["tests"]["failed"] == 0 and s["tests"]["errors"] == 0 and s["tests"]["passed"] > 40
         assert s["unit_tests"]["failed"] == 0 and s["unit_tests"]["passed"] >= 6
         assert s["rows"]["mart.business_metrics"] > 0
-    versions = [scenario[k]["data_version"] for k in ("first", "incremental", "full")]
-    assert len(set(versions)) == 3
-    assert transform.version_store("duckdb").read() == versions[-1]
+    first, incremental, full = (scenario[k] for k in ("first", "incremental", "full"))
+    assert first["changed"] and incremental["changed"]
+    assert first["data_version"] != incremental["data_version"]
+    # The full refresh rebuilt every table into the same rows: it published no new version.
+    assert full["changed"] is False and full["data_version"] == incremental["data_version"]
+    assert "nothing changed" in transform.format_summary(full)
+    assert transform.version_store("duckdb").read() == incremental["data_version"]
     assert not transform.build_path().exists()
 
 
@@ -358,10 +377,10 @@ def test_funnel_matches_independent_computation(scenario):
 
 @pytest.mark.slow
 def test_incremental_equals_full_refresh(scenario):
-    inc, full = scenario["snapshot_incremental"], scenario["snapshot_full"]
+    inc, full = scenario["snapshot_incremental"], scenario["snapshot_fresh"]
     for table in SNAPSHOT_TABLES:
         assert len(inc[table]) == len(full[table]), table
-        assert inc[table] == full[table], f"{table}: incremental result differs from a full refresh"
+        assert inc[table] == full[table], f"{table}: incremental result differs from a build from scratch"
 
 
 @pytest.mark.slow
@@ -409,6 +428,7 @@ def test_readers_see_old_or_new_data_never_an_error(scenario):
 def test_failed_build_leaves_published_warehouse_alone(strata_home, monkeypatch):
     """A build dbt reports as failed publishes nothing: same file, same data_version, no leftovers."""
     warehouse.init()
+    write_events(make_batch(1, [DAY0], users=3, received_at=dt.datetime(2026, 3, 2, tzinfo=UTC), batch=1), "b1")
     (strata_home / "data_version").write_text("v-before\n")
     live = paths.warehouse_path()
     inode = live.stat().st_ino
@@ -418,7 +438,7 @@ def test_failed_build_leaves_published_warehouse_alone(strata_home, monkeypatch)
         exception = RuntimeError("model broke")
         result = None
 
-    def fake_dbt(args, warehouse_file=None):
+    def fake_dbt(args, warehouse_file=None, callbacks=()):
         assert warehouse_file == transform.build_path() and warehouse_file.exists()
         duckdb.connect(str(warehouse_file)).execute("create table mart.half_built as select 1 as x").close()
         return Failed()
@@ -445,10 +465,12 @@ def test_cli_passes_options_to_dbt(strata_home, monkeypatch, capsys):
     class Failed:
         success, exception, result = False, None, None
 
-    def fake_dbt(args, warehouse_file=None):
+    def fake_dbt(args, warehouse_file=None, callbacks=()):
         seen.append(args)
         return Failed()
 
+    warehouse.init()
+    write_events(make_batch(1, [DAY0], users=3, received_at=dt.datetime(2026, 3, 2, tzinfo=UTC), batch=1), "b1")
     monkeypatch.setattr(transform, "invoke_dbt", fake_dbt)
     status = cli.main(["transform", "--no-tests", "--full-refresh", "--select", "+business_metrics", "--json"])
     assert status == 1  # dbt reported failure -> non-zero exit, summary still printed

@@ -183,6 +183,9 @@ class DuckDBWarehouse:
             engine = sa.create_engine(
                 f"duckdb:///{link}", connect_args={"read_only": True, "config": config},
                 poolclass=sa.pool.QueuePool, pool_size=8, max_overflow=8, pool_pre_ping=False)
+            # Then allow reading only this home's lake, no network, and lock the settings.
+            lake = db.parent / "lake"
+            sa.event.listen(engine, "connect", lambda dbapi_con, _record: duckdb_config.secure(dbapi_con, lake))
             if self._snapshot is not None:
                 # Requests that took the old snapshot may still run queries on it: retire it,
                 # and close it only after RETIRE_AFTER_S (longer than any request may run).

@@ -2,12 +2,13 @@
 
 Looks a token up by its hash. A worker remembers lookups for ``STRATA_TOKEN_CACHE_S`` seconds
 so a hot endpoint does not hit the database on every request; deactivating a token therefore
-takes effect within that time.
+takes effect within that time. An expiry is checked on every request, remembered or not.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import threading
 import time
 
@@ -22,6 +23,7 @@ class Principal:
     token_id: int
     name: str
     rate_limit_per_minute: int
+    expires_at: datetime.datetime | None = None
     #: What the token may read. Every token reads every field today; the response cache keys on
     #: the scope anyway, so that per-token scopes can never serve one token another's answer.
     scope: str = "read:all"
@@ -70,6 +72,9 @@ def authenticate(header: str | None) -> Principal:
                 _cache[digest] = (now + ttl, principal)
     if principal is None:
         raise AuthError("invalid or inactive API token")
+    if principal.expires_at is not None and principal.expires_at <= datetime.datetime.now(datetime.timezone.utc):
+        raise AuthError(f"API token {principal.name!r} expired at {principal.expires_at:%Y-%m-%dT%H:%M:%SZ}; "
+                        "issue a new one with `strata token create NAME`")
     return principal
 
 
@@ -79,10 +84,10 @@ def _lookup(digest: str) -> Principal | None:
     close_old_connections()
     try:
         row = ApiToken.objects.filter(key_hash=digest, is_active=True).only(
-            "id", "name", "rate_limit_per_minute").first()
+            "id", "name", "rate_limit_per_minute", "expires_at").first()
     finally:
         close_old_connections()
     if row is None:
         return None
     return Principal(row.id, row.name, settings.STRATA_RATE_LIMIT_PER_MINUTE
-                     if row.rate_limit_per_minute is None else row.rate_limit_per_minute)
+                     if row.rate_limit_per_minute is None else row.rate_limit_per_minute, row.expires_at)

@@ -28,6 +28,8 @@ class ApiToken(models.Model):
         null=True, blank=True,
         help_text="Requests per minute; empty = STRATA_RATE_LIMIT_PER_MINUTE, 0 = unlimited.")
     created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="The token is refused from this instant on; empty = never expires.")
 
     class Meta:
         verbose_name = "API token"
@@ -37,9 +39,12 @@ class ApiToken(models.Model):
         return f"{self.name} ({self.key_prefix}…)"
 
     @classmethod
-    def issue(cls, name: str, rate_limit_per_minute: int | None = None) -> tuple["ApiToken", str]:
-        """Create a token; returns (row, token). The token is not stored and cannot be shown again."""
+    def issue(cls, name: str, rate_limit_per_minute: int | None = None,
+              expires_at=None) -> tuple["ApiToken", str]:
+        """Create a token; returns (row, token). The token is not stored and cannot be shown again.
+
+        ``expires_at``: an aware datetime after which the token is refused, or None (never)."""
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         row = cls.objects.create(name=name, key_hash=hash_token(token), key_prefix=token[:12],
-                                 rate_limit_per_minute=rate_limit_per_minute)
+                                 rate_limit_per_minute=rate_limit_per_minute, expires_at=expires_at)
         return row, token

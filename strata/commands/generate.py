@@ -122,4 +122,18 @@ def run(args) -> int:
     print(f"users file rows {summary['users_file_rows']:>12,}")
     print(f"seconds         {summary['seconds']:>12,.2f}   ({summary['records_per_second'] or 0:,} records/s)")
     print(f"ground truth    {pathlib.Path(summary['out']) / 'ground_truth.json'}")
+    from strata_core import paths
+
+    print(f"ingest with     {ingest_command(args.out, summary['format'])}   (into home {paths.home_path()})")
     return 0
+
+
+def ingest_command(out: pathlib.Path, fmt: str) -> str:
+    """The command that ingests what ``generate`` wrote: the event files, and the user file
+    as users (``expected_errors.jsonl`` and ``ground_truth.json`` are answers, not input)."""
+    import shlex
+
+    from strata.generator.writers import WRITERS
+
+    events = shlex.quote(str(out / f"events-*.{WRITERS[fmt].ext}"))
+    return f".venv/bin/strata ingest batch --input {events} --users-input {shlex.quote(str(out / 'users.jsonl'))}"

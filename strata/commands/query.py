@@ -31,9 +31,18 @@ def run(args) -> int:
     import duckdb
 
     from strata import warehouse
+    from strata_core import duckdb_config, paths
 
     try:
         columns, rows = warehouse.query(args.sql)
+    except (PermissionError, warehouse.HomeMissing) as exc:
+        print(f"strata query: {exc}", file=sys.stderr)
+        return 2
+    except duckdb.PermissionException as exc:
+        # DuckDB's own settings refused it (network, a file outside the lake, a setting).
+        print(f"strata query: {exc}\nstrata query: queries read the warehouse and its lake only, offline; "
+              f"{duckdb_config.READ_ONLY_HINT}", file=sys.stderr)
+        return 2
     except duckdb.Error as exc:
         print(f"strata query: {exc}", file=sys.stderr)
         return 2
@@ -46,5 +55,5 @@ def run(args) -> int:
     print("  ".join("-" * w for w in widths))
     for row in rows:
         print("  ".join(str(_plain(v)).ljust(w) for v, w in zip(row, widths)))
-    print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})", file=sys.stderr)
+    print(f"({len(rows)} row{'s' if len(rows) != 1 else ''}; home {paths.home_path()})", file=sys.stderr)
     return 0

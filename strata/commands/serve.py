@@ -43,6 +43,9 @@ def register(sub) -> None:
     p.add_argument("--worker-class", default="gthread", choices=("gthread", "sync"),
                    help="gunicorn worker class (default gthread: keep-alive connections)")
     p.add_argument("--access-log", action="store_true", help="log every request to stdout")
+    p.add_argument("--background", action="store_true",
+                   help="start the server in the background and return once it answers; its pid goes "
+                   "to $STRATA_HOME/serve.pid, its output to $STRATA_HOME/serve.log")
     p.set_defaults(func=run)
 
 
@@ -129,19 +132,65 @@ def server_argv(server: str, host: str, port: int, workers: int | None = None, t
     return granian_argv(host, port, workers, threads, access_log)
 
 
+def port_busy(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be bound (e.g. another server holds it), or None if it can.
+
+    Binds and releases it, as the server will (SO_REUSEADDR, like granian and gunicorn), so the answer is
+    exact: a connect test would miss an address we may not bind, and a port in TIME_WAIT."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
+
+
 def run(args) -> int:
+    from strata_core import paths
+
+    busy = port_busy(args.host, args.port)
+    if busy:
+        print(f"strata serve: cannot listen on {args.host}:{args.port}: {busy}. Is another `strata serve` "
+              "running? Stop it, or pick another port with --port", file=sys.stderr)
+        return 2
+    if args.background:
+        return _run_in_background(args)
     setup_django()
     _clean_reader_links()
     argv = server_argv(args.server, args.host, args.port, args.workers, args.threads, args.access_log,
                        args.worker_class)
     print(f"strata serve: GraphQL on http://{args.host}:{args.port}/graphql "
-          f"(health: /healthz, admin: /admin/)", file=sys.stderr, flush=True)
+          f"(health: /healthz, admin: /admin/; home {paths.home_path()})", file=sys.stderr, flush=True)
     os.execve(argv[0], argv, _environ())
     return 0  # pragma: no cover
 
 
-def wait_healthy(url: str, timeout_s: float = 30.0, proc: subprocess.Popen | None = None) -> dict:
-    """Poll ``<url>/healthz`` until it answers 200; returns its JSON."""
+def _run_in_background(args) -> int:
+    from strata_core import paths
+
+    try:
+        proc, url = start_background(args.host, args.port, workers=args.workers, threads=args.threads,
+                                     worker_class=args.worker_class, server=args.server, healthy_only=False)
+    except (RuntimeError, TimeoutError) as exc:
+        print(f"strata serve: {exc} (log: {paths.home() / 'serve.log'})", file=sys.stderr)
+        return 1
+    (paths.home() / "serve.pid").write_text(f"{proc.pid}\n")
+    print(f"strata serve: GraphQL on {url}/graphql (health: /healthz, admin: /admin/), in the background: "
+          f"pid {proc.pid} (stop it with `kill {proc.pid}`), log {paths.home() / 'serve.log'}; "
+          f"home {paths.home_path()}", file=sys.stderr)
+    return 0
+
+
+def wait_healthy(url: str, timeout_s: float = 30.0, proc: subprocess.Popen | None = None,
+                 healthy_only: bool = True) -> dict:
+    """Poll ``<url>/healthz`` until it answers 200 (any status with ``healthy_only=False``: the
+    server is up even while, say, the warehouse is not built yet); returns its JSON."""
+    import urllib.error
+
     deadline = time.monotonic() + timeout_s
     last: Exception | None = None
     while time.monotonic() < deadline:
@@ -150,26 +199,21 @@ def wait_healthy(url: str, timeout_s: float = 30.0, proc: subprocess.Popen | Non
         try:
             with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
                 return json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            if not healthy_only:
+                return json.loads(exc.read() or b"{}")
+            last = exc
+            time.sleep(0.2)
         except Exception as exc:  # noqa: BLE001 - not up yet
             last = exc
             time.sleep(0.2)
     raise TimeoutError(f"{url}/healthz did not answer within {timeout_s} s: {last}")
 
 
-def _port_in_use(host: str, port: int) -> bool:
-    import socket
-
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 def start_background(host: str = "127.0.0.1", port: int = 8000, *, log_path: pathlib.Path | None = None,
                      workers: int | None = None, threads: int = 4, env: dict | None = None,
                      timeout_s: float = 60.0, worker_class: str = "gthread",
-                     server: str = "granian") -> tuple[subprocess.Popen, str]:
+                     server: str = "granian", healthy_only: bool = True) -> tuple[subprocess.Popen, str]:
     """Start ``strata serve`` as a child process, wait until healthy; returns (process, base URL).
 
     Stop it with ``proc.terminate(); proc.wait()``. Output goes to ``log_path`` (default
@@ -178,8 +222,9 @@ def start_background(host: str = "127.0.0.1", port: int = 8000, *, log_path: pat
     from strata_core import paths
 
     log_path = log_path or paths.home() / "serve.log"
-    if _port_in_use(host, port):
-        raise RuntimeError(f"{host}:{port} is already in use; pick another --port")
+    busy = port_busy(host, port)
+    if busy:
+        raise RuntimeError(f"cannot listen on {host}:{port}: {busy}; pick another --port")
     argv = [sys.executable, "-m", "strata", "serve", "--host", host, "--port", str(port),
             "--threads", str(threads), "--worker-class", worker_class, "--server", server]
     if workers:
@@ -190,7 +235,7 @@ def start_background(host: str = "127.0.0.1", port: int = 8000, *, log_path: pat
     log.close()
     url = f"http://{host}:{port}"
     try:
-        wait_healthy(url, timeout_s, proc)
+        wait_healthy(url, timeout_s, proc, healthy_only)
     except Exception:
         proc.terminate()
         proc.wait(10)
@@ -214,8 +259,7 @@ def demo_instructions(url: str, token: str, start: str, end: str) -> str:
     lines = [
         f"GraphiQL:   {url}/graphql   (open in a browser; in its Headers tab put",
         f'            {{"Authorization": "Bearer {token}"}})',
-        f"API token:  {token}   (shown once; make another with "
-        "`python graphql_site/manage.py create_api_token NAME`)",
+        f"API token:  {token}   (shown once; make another with `.venv/bin/strata token create NAME`)",
         f"Health:     {url}/healthz",
         "Example queries:",
         *[f"  {q}" for q in queries],

@@ -1,4 +1,4 @@
-"""``strata transform [--target duckdb|bigquery] [--full-refresh] [--select ...] [--no-tests] [--json]``.
+"""``strata transform [--target duckdb|bigquery] [--full-refresh] [--select ...] [--no-tests] [--dry-run] [--json]``.
 
 Runs ``dbt build`` on ``transforms_sql/`` and publishes the result (see ``strata.transform``).
 """
@@ -26,6 +26,10 @@ def register(sub) -> None:
     p.add_argument("--no-publish", action="store_true",
                    help="BigQuery: do not publish a new data version after the build (a later "
                    "`strata data-version publish` does; the Airflow DAG publishes after its freshness checks)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list the models a build would run and the date partitions each would replace "
+                   "(builds a throwaway copy of the local warehouse; publishes nothing)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr, only the summary")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run)
 
@@ -36,7 +40,8 @@ def run(args) -> int:
     try:
         summary = transform.run_transform(target=args.target, full_refresh=args.full_refresh,
                                           select=args.select, command="run" if args.no_tests else "build",
-                                          publish=not args.no_publish)
+                                          publish=not args.no_publish, progress=not args.quiet,
+                                          dry_run=args.dry_run)
     except transform.TransformError as exc:
         print(f"strata transform: {exc}", file=sys.stderr)
         return 2

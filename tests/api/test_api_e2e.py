@@ -1,6 +1,7 @@
 """End to end on the real pipeline: ``strata generate`` -> ``strata ingest batch`` ->
 ``strata transform`` (dbt) -> ``strata serve`` (gunicorn) -> HTTP, checked against the
-generator's ground truth, then a second transform that must invalidate the cache."""
+generator's ground truth; a transform with nothing new keeps the data version, one after new
+raw rows must invalidate the cache."""
 
 from __future__ import annotations
 
@@ -100,7 +101,14 @@ def test_pipeline_to_api_over_http(tmp_path):
         # the same query twice: the second is a cache hit (shared across workers when Redis is up)
         key_q = "query($d: Date!) { dailyActiveUsers(date: $d) { activeUsers } }"
         _post(port, token, key_q, {"d": start})
-        # a new transform publishes a new data version: the next answer is not from the old cache
+        # a transform with nothing new to build publishes nothing: the version (and cache) stay
+        _strata(home, "transform")
+        assert (home / "data_version").read_text().strip() == version1
+        # new raw rows (on a later day): the transform publishes a new data version, and the next
+        # answer is not from the old cache
+        _strata(home, "generate", "--users", "20", "--days", "1", "--seed", "12", "--start-date", "2026-02-20",
+                "--out", str(home / "data2"))
+        _strata(home, "ingest", "batch", "--input", str(home / "data2" / "events-*"))
         _strata(home, "transform")
         version2 = (home / "data_version").read_text().strip()
         assert version2 != version1

@@ -52,8 +52,8 @@
         {%- endfor -%}
     {%- endfor -%}
     {%- set dates = found | unique | sort | list -%}
-    {%- do log(this.identifier ~ ": rebuilding " ~ (dates | length) ~ " date partition(s)"
-               ~ (": " ~ (dates | join(', ')) if dates | length <= 10 else ""), info=false) -%}
+    {#- Debug level; `strata transform --dry-run` reads this line (strata/transform.py). -#}
+    {%- do log("strata.changed_dates " ~ tojson({"model": this.identifier, "dates": dates}), info=false) -%}
     {{ return(dates) }}
 {%- endmacro %}
 
