@@ -133,7 +133,7 @@ def test_bigquery_sink_against_a_loopback_fake(strata_home, tmp_path, capsys):
     with FakeBigQuery(refuse_prefix=None) as fake:
         summary = ingest(capsys, "--input", str(tmp_path / "bq" / "events-*"), "--sink", "bigquery",
                          "--bq-project", "strata-test", "--bq-endpoint", fake.endpoint,
-                         "--bq_write_method=streaming_inserts")
+                         "--bq-write-method", "streaming_inserts")
         assert_summary_matches(summary, truth)
         events = fake.rows("strata-test", "raw", "events")
         dead = fake.rows("strata-test", "raw", "dead_letters")

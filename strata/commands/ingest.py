@@ -14,6 +14,7 @@ import sys
 BEAM_OPTION = {
     "--input": "input", "--users-input": "users_input", "--format": "input_format", "--sink": "sink",
     "--bq-project": "bq_project", "--bq-dataset": "bq_dataset", "--bq-endpoint": "bq_endpoint",
+    "--bq-write-method": "bq_write_method",
 }
 #: Options the command sets itself; passing them after ``--`` would fight its flags.
 _OWN_OPTIONS = {f"--{option}": flag for flag, option in BEAM_OPTION.items()} | {"--strata_home": "STRATA_HOME"}
@@ -47,6 +48,10 @@ def register(sub) -> None:
     b.add_argument("--bq-project", help="BigQuery sink: project id")
     b.add_argument("--bq-dataset", default="raw", help="BigQuery sink: raw dataset (default raw)")
     b.add_argument("--bq-endpoint", help="BigQuery sink: loopback URL of a fake/emulator (tests, local runs)")
+    b.add_argument("--bq-write-method", default="merge", choices=("merge", "streaming_inserts"),
+                   help="BigQuery sink: merge (default: load files into a staging table, then MERGE on "
+                        "row_key, so reruns add nothing; needs --temp_location gs://... after --) or "
+                        "streaming_inserts")
     b.add_argument("--runner", default="local",
                    help="local (Beam's in-process FnApiRunner, default) or a Beam runner such as DataflowRunner")
     b.add_argument("--workers", type=int, default=1,
@@ -177,6 +182,7 @@ def run_batch(args) -> int:
         argv.append(f"--strata_home={paths.home()}")
     else:
         argv += [option("--bq-project", args.bq_project or ""), option("--bq-dataset", args.bq_dataset)]
+        argv.append(option("--bq-write-method", args.bq_write_method))
         if args.bq_endpoint:
             argv.append(option("--bq-endpoint", args.bq_endpoint))
     argv += beam_args
