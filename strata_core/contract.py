@@ -210,5 +210,29 @@ USER_FIELDS: tuple[Field, ...] = (
           required=True),
 )
 
+#: Per-minute counts of accepted events by ``event_type``, from the streaming job's event-time
+#: windows. Each firing of a window (a *pane*) writes the window's full count so far
+#: (accumulating panes); a later pane supersedes an earlier one for the same
+#: ``(window_start, event_type)``: read the row with the highest ``pane_index``.
+PANE_TIMINGS = ("EARLY", "ON_TIME", "LATE")
+EVENT_COUNT_FIELDS: tuple[Field, ...] = (
+    Field("window_start", "timestamp", "Start of the event-time window (inclusive, UTC).", required=True,
+          origin="pipeline"),
+    Field("window_end", "timestamp", "End of the event-time window (exclusive, UTC).", required=True,
+          origin="pipeline"),
+    Field("event_type", "string", "Event type counted.", required=True, origin="pipeline"),
+    Field("count_events", "integer", "Accepted events of this type in the window, as of this pane.",
+          required=True, origin="pipeline"),
+    Field("pane_timing", "enum", "EARLY (before the watermark passed the window's end), ON_TIME "
+          "(when it did) or LATE (late data within the allowed lateness).", required=True,
+          origin="pipeline", choices=PANE_TIMINGS),
+    Field("pane_index", "integer", "0, 1, 2 ... per window and event type; the highest is current.",
+          required=True, origin="pipeline"),
+    Field("emitted_at", "timestamp", "When the pane was emitted (processing time, UTC).", required=True,
+          origin="pipeline"),
+    Field("pipeline_version", "string", "Strata version that wrote the row.", origin="pipeline",
+          required=True),
+)
+
 EVENT_TYPE_RE = re.compile(FIELDS_BY_NAME["event_type"].pattern)
 CURRENCY_RE = re.compile(FIELDS_BY_NAME["currency"].pattern)
