@@ -13,7 +13,8 @@ import sys
 from strata import __version__
 
 #: Command modules, in the order ``strata --help`` lists them.
-COMMANDS = ("generate", "ingest", "transform", "query", "serve", "docs", "demo")
+COMMANDS = ("generate", "ingest", "transform", "query", "serve", "docs", "demo",
+            "collect", "write_key", "publish", "replay")
 
 
 def build_parser() -> argparse.ArgumentParser:

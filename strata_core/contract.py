@@ -210,6 +210,27 @@ USER_FIELDS: tuple[Field, ...] = (
           required=True),
 )
 
+#: The replay log: one row per dead letter per replay that changed something. The lake is
+#: append-only, so a replay does not rewrite ``raw.dead_letters``: it marks a dead letter
+#: replayed here (``outcome`` accepted: its event is now in ``raw.events`` under the same
+#: ``row_key``), and a dead letter that still fails gets a new ``raw.dead_letters`` row with
+#: ``replay_count + 1``. The current state of a dead letter is its highest ``replay_count`` row.
+REPLAY_OUTCOMES = ("accepted", "failed")
+DEAD_LETTER_REPLAY_FIELDS: tuple[Field, ...] = (
+    Field("row_key", "string", "The dead letter's `row_key` (and the accepted event's).", required=True,
+          origin="pipeline"),
+    Field("replayed_at", "timestamp", "When the replay ran (UTC).", required=True, origin="pipeline"),
+    Field("replay_id", "string", "Id of the replay run (a hash of the dead letters it replayed).",
+          required=True, origin="pipeline"),
+    Field("outcome", "enum", "accepted, or failed (again).", required=True, origin="pipeline",
+          choices=REPLAY_OUTCOMES),
+    Field("error_type", "string", "The new error type when it failed again.", origin="pipeline"),
+    Field("replay_count", "integer", "The dead letter's replay count after this replay.", required=True,
+          origin="pipeline"),
+    Field("event_id", "string", "The event id when it could be read.", origin="pipeline"),
+    Field("pipeline_version", "string", "Strata version that replayed it.", required=True, origin="pipeline"),
+)
+
 #: Per-minute counts of accepted events by ``event_type``, from the streaming job's event-time
 #: windows. Each firing of a window (a *pane*) writes the window's full count so far
 #: (accumulating panes); a later pane supersedes an earlier one for the same
