@@ -15,6 +15,26 @@ _DATASET_RE = re.compile(r"^[A-Za-z0-9_]{1,1024}$")
 _PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 
 
+def add_sink_args(parser) -> None:
+    """The sink options, shared by both jobs' options.
+
+    Beam's ``get_all_options`` registers every ``PipelineOptions`` subclass on one parser, so an
+    option declared by two classes would conflict there: each is added only once per parser.
+    """
+    def add(flag, **kwargs):
+        if flag not in parser._option_string_actions:  # argparse has no public "is it declared"
+            parser.add_argument(flag, **kwargs)
+
+    add("--sink", default="local", choices=SINKS,
+        help="local: Parquet lake + DuckDB under --strata_home; bigquery: raw dataset.")
+    add("--strata_home", default=None, help="Local sink: absolute path of $STRATA_HOME.")
+    add("--bq_project", default=None, help="BigQuery sink: project id.")
+    add("--bq_dataset", default="raw", help="BigQuery sink: dataset of the raw tables.")
+    add("--bq_endpoint", default=None,
+        help="BigQuery sink: a loopback endpoint (http://127.0.0.1:PORT) of a fake or emulator, for "
+             "local runs and tests; unset in production.")
+
+
 class BatchIngestOptions(PipelineOptions):
     """Options of the batch job (``strata ingest batch`` and the ``ingest_batch`` Flex Template)."""
 
@@ -27,15 +47,7 @@ class BatchIngestOptions(PipelineOptions):
                                  "(.jsonl/.ndjson/.json[.gz], .avro, .parquet).")
         parser.add_argument("--users_input", action="append", default=None,
                             help="Optional user master NDJSON files (user_id, created_at, country, plan, traits).")
-        parser.add_argument("--sink", default="local", choices=SINKS,
-                            help="local: Parquet lake + DuckDB under --strata_home; bigquery: raw dataset.")
-        parser.add_argument("--strata_home", default=None,
-                            help="Local sink: absolute path of $STRATA_HOME.")
-        parser.add_argument("--bq_project", default=None, help="BigQuery sink: project id.")
-        parser.add_argument("--bq_dataset", default="raw", help="BigQuery sink: dataset of the raw tables.")
-        parser.add_argument("--bq_endpoint", default=None,
-                            help="BigQuery sink: a loopback endpoint (http://127.0.0.1:PORT) of a fake or "
-                                 "emulator, for local runs and tests; unset in production.")
+        add_sink_args(parser)
 
 
 def validate_batch_options(opts: BatchIngestOptions) -> None:
@@ -72,13 +84,7 @@ class StreamIngestOptions(PipelineOptions):
         parser.add_argument("--dead_letter_topic", default=None,
                             help="Optional Pub/Sub topic (projects/PROJECT/topics/NAME) that also receives "
                                  "every dead letter, with its original bytes and attributes.")
-        parser.add_argument("--sink", default="local", choices=SINKS,
-                            help="local: Parquet lake + DuckDB under --strata_home; bigquery: raw dataset.")
-        parser.add_argument("--strata_home", default=None, help="Local sink: absolute path of $STRATA_HOME.")
-        parser.add_argument("--bq_project", default=None, help="BigQuery sink: project id.")
-        parser.add_argument("--bq_dataset", default="raw", help="BigQuery sink: dataset of the raw tables.")
-        parser.add_argument("--bq_endpoint", default=None,
-                            help="BigQuery sink: a loopback endpoint of a fake or emulator (tests only).")
+        add_sink_args(parser)
         parser.add_argument("--window_sec", type=int, default=60,
                             help="Per-minute counts: event-time window length in seconds (default 60).")
         parser.add_argument("--allowed_lateness_sec", type=int, default=3600,
