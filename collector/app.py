@@ -38,6 +38,8 @@ MAX_BODY_BYTES = 5 * 1024 * 1024
 #: Pub/Sub attribute values are limited to 1024 bytes; a longer event_type is left to the pipeline.
 _MAX_ATTRIBUTE_BYTES = 1024
 
+_CHALLENGE = [(b"www-authenticate", b'Bearer realm="strata", Basic realm="strata"')]
+
 log = logging.getLogger("collector")
 
 
@@ -91,7 +93,7 @@ def _key_from(headers: dict[bytes, bytes]) -> str:
             return user
     raise HTTPError(401, "unauthorized", "send a write key as `Authorization: Bearer <key>` or as the "
                     "user name of HTTP Basic auth (create one with `strata write-key create NAME`)",
-                    [(b"www-authenticate", b'Bearer realm="strata", Basic realm="strata"')])
+                    _CHALLENGE)
 
 
 def _events_of(body: bytes) -> tuple[list, list[bytes]]:
@@ -182,7 +184,8 @@ class Collector:
         headers = dict(scope["headers"])
         key_name = self.keys.name_of(_key_from(headers))
         if key_name is None:
-            raise HTTPError(401, "unauthorized", "unknown write key")
+            raise HTTPError(401, "unauthorized", "unknown write key; create one with "
+                            "`strata write-key create NAME`", _CHALLENGE)
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
             raise HTTPError(413, "body_too_large", f"the body is {length.decode('latin-1')} bytes; the limit "
