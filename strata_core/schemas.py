@@ -57,7 +57,7 @@ BIGQUERY_LAYOUT = {
                      "partition_expiration_days": 7 * 365},
     "users": {"partition_field": None, "cluster_fields": ["user_id"], "partition_expiration_days": None},
     "event_counts_per_minute": {"partition_field": "window_start", "cluster_fields": ["event_type"],
-                                "partition_expiration_days": 400},
+                                "partition_expiration_days": 7 * 365},
     "dead_letter_replays": {"partition_field": "replayed_at", "cluster_fields": ["row_key"],
                             "partition_expiration_days": 7 * 365},
 }
