@@ -154,13 +154,17 @@ def start_emulator(data_dir: pathlib.Path, port: int | None = None, timeout_s: f
     log.close()
     emulator = Emulator(port, process, log_path)
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the Pub/Sub emulator exited with status {process.returncode}; its log "
-                               f"({log_path}) ends with:\n{_tail(log_path)}")
-        if _answers(port):
-            return emulator
-        time.sleep(0.1)
+    try:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"the Pub/Sub emulator exited with status {process.returncode}; its log "
+                                   f"({log_path}) ends with:\n{_tail(log_path)}")
+            if _answers(port):
+                return emulator
+            time.sleep(0.1)
+    except BaseException:  # Ctrl-C while waiting: never leave it running
+        emulator.stop()
+        raise
     emulator.stop()
     raise RuntimeError(f"the Pub/Sub emulator did not answer on 127.0.0.1:{port} within {timeout_s:.0f} s; "
                        f"log {log_path}:\n{_tail(log_path)}")
