@@ -207,6 +207,8 @@ class LocalStreamRunner:
 
     # -- pulling -----------------------------------------------------------------------------
     def _pull_loop(self, stop: threading.Event) -> None:
+        from google.api_core.exceptions import DeadlineExceeded
+
         backoff, outage = 0.2, None
         max_outstanding = self.opts.max_outstanding_messages
         while not stop.is_set():
@@ -218,7 +220,10 @@ class LocalStreamRunner:
                 break
             try:
                 response = self.subscriber.pull(subscription=self.opts.subscription,
-                                                max_messages=min(1000, room), timeout=PULL_TIMEOUT_S)
+                                                max_messages=min(1000, room), timeout=PULL_TIMEOUT_S,
+                                                retry=None)  # our loop retries; each call stays bounded
+            except DeadlineExceeded:
+                continue  # an idle long poll found nothing (or Pub/Sub is frozen): ask again
             except Exception as exc:  # noqa: BLE001 - an outage: wait and resume, never exit
                 if outage is None:
                     outage = time.monotonic()
@@ -312,7 +317,8 @@ class LocalStreamRunner:
             delay = 0.2
             while True:
                 try:
-                    self.subscriber.acknowledge(request=_ack_request(self.opts.subscription, chunk), timeout=10)
+                    self.subscriber.acknowledge(request=_ack_request(self.opts.subscription, chunk), timeout=10,
+                                                retry=None)
                     break
                 except Exception as exc:  # noqa: BLE001
                     if time.monotonic() > deadline:
