@@ -109,11 +109,20 @@ def start(home: pathlib.Path, data: pathlib.Path, collector_port: int, step) -> 
         print(f"    skipped the streaming part of the demo: the collector did not start (see {home / 'collector.log'})")
         return None
     url = line.split()[3]
+    (home / "stream.log").write_text("")
     pipeline = subprocess.Popen([python, "-m", "strata", "ingest", "stream", "--subscription", topology.subscription,
                                  "--dead-letter-topic", topology.dead_letter_topic],
                                 stdout=open(home / "stream.log", "ab"), stderr=subprocess.STDOUT, env=env,
                                 start_new_session=True)
     demo = StreamingDemo(emulator, [collector, pipeline], url, key, topology)
+    log = home / "stream.log"
+    deadline = time.monotonic() + 120
+    while "reading " not in log.read_text(errors="replace") and time.monotonic() < deadline:
+        if pipeline.poll() is not None:
+            demo.stop()
+            print(f"    skipped the streaming part of the demo: `strata ingest stream` exited (see {log})")
+            return None
+        time.sleep(0.2)  # its imports (Beam) take a few seconds; then it pulls
 
     events = _critical_slice(data, SLICE_EVENTS)
     step(f"Streaming {len(events)} critical events (purchase, refund, signup, error; timestamped now) "
