@@ -183,7 +183,7 @@ def local_graph(lake: pathlib.Path):
 class LocalStreamRunner:
     """Pull → micro-batch → steps → write → publish dead letters → ack, until ``stop`` is set."""
 
-    def __init__(self, opts: StreamIngestOptions, *, status_every_s: float = 10.0, on_batch=None):
+    def __init__(self, opts: StreamIngestOptions, *, status_every_s: float = 10.0):
         from strata_core.pubsub import publisher_client, subscriber_client
 
         self.opts = opts
@@ -195,15 +195,12 @@ class LocalStreamRunner:
         self.counts = LocalEventCounts(opts.window_sec, opts.allowed_lateness_sec)
         self.summary = StreamSummary()
         self.status_every_s = status_every_s
-        self.on_batch = on_batch
         self._run_id = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{secrets.token_hex(3)}"
         self._seq = 0
         self._queue: collections.deque = collections.deque()  # (monotonic arrival, ReceivedMessage)
         self._acks: queue.Queue = queue.Queue()
         self._cond = threading.Condition()
-        self._outstanding = 0
-        self._pulling = threading.Event()
-        self._puller_error = None
+        self._outstanding = 0  # pulled, not yet acknowledged (approximate bound: pulls run in parallel)
 
     # -- pulling -----------------------------------------------------------------------------
     def _pull_loop(self, stop: threading.Event) -> None:
@@ -305,8 +302,6 @@ class LocalStreamRunner:
             s.by_error_type[row["error_type"]] = s.by_error_type.get(row["error_type"], 0) + 1
         s.batches += 1
         s.count_panes += len(panes)
-        if self.on_batch is not None:
-            self.on_batch(batch_id, len(records), accepted, len(dead))
 
     def _ack(self, ack_ids: list[str]) -> None:
         """Acknowledge, retrying through an outage for up to the ack deadline (then Pub/Sub

@@ -50,8 +50,7 @@ def _check_fn(label: str, fn: beam.DoFn) -> None:
 
 
 class _Collect(PipelineVisitor):
-    def __init__(self, input_id: int):
-        self.input_id = input_id
+    def __init__(self):
         self.steps: list = []
 
     def visit_transform(self, node):
@@ -67,7 +66,7 @@ class _Collect(PipelineVisitor):
             raise UnsupportedStep(f"{label}: side inputs need a Beam runner")
         fn = transform.fn
         _check_fn(label, fn)
-        (main_input,) = [pc for pc in node.inputs]
+        (main_input,) = node.inputs
         self.steps.append(_Step(label, fn, transform.args, transform.kwargs, id(main_input), dict(node.outputs)))
 
 
@@ -84,7 +83,7 @@ class MicroBatchGraph:
         outputs = build(source)
         self._source_id = id(source)
         self._outputs = {name: id(pc) for name, pc in outputs.items()}
-        collect = _Collect(self._source_id)
+        collect = _Collect()
         pipeline.visit(collect)
         self._steps = collect.steps
         self._fns = [s.fn for s in self._steps if isinstance(s, _Step)]

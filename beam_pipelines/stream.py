@@ -50,12 +50,11 @@ def ingest_steps(batches, source: str = "stream") -> dict:
 # ---- messages → record batches ------------------------------------------------------------------
 
 def _publish_time_us(message) -> int:
+    """``PubsubMessage.publish_time`` (a datetime, set by ReadFromPubSub) in UTC epoch microseconds."""
     published = getattr(message, "publish_time", None)
-    if published is None:
-        return time.time_ns() // 1000
     if isinstance(published, dt.datetime):
         return int(published.timestamp() * _US)
-    return int(published.micros) if hasattr(published, "micros") else int(published)
+    return time.time_ns() // 1000
 
 
 class MessagesToBatchFn(beam.DoFn):

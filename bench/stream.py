@@ -13,7 +13,7 @@ End to end (the default), per offered rate, each on a fresh topic and ``$STRATA_
   a part is queryable the moment it is renamed into place, so *first seen* is when a row
   became queryable in raw (within 20 ms);
 * latency = first seen − 202; sustained rate = events queryable per second over the run;
-  loss = 202'd events never seen (after a drain wait); duplicates downstream = rows of
+  loss = 202'd events never seen (after draining until 30 s pass without a new row); duplicates downstream = rows of
   ``staging.stg_events`` beyond one per event_id after ``strata transform``.
 
 ``--candidates`` times one micro-batch through the same graph (ParseEvents → ValidateEvents →
@@ -208,7 +208,12 @@ def run_rate(emulator_env: dict, rate: int, seconds: float, batch: int, connecti
                       "--dead-letter-topic", topology.dead_letter_topic], env,
                      log=home / "stream.log") as (pipe, _):
             url = line.split()[3]
-            time.sleep(4)  # the pipeline's imports and first pull
+            log = home / "stream.log"
+            while "reading " not in (log.read_text(errors="replace") if log.exists() else ""):
+                if pipe.poll() is not None:
+                    raise RuntimeError(f"strata ingest stream exited: {log.read_text()[-2000:]}")
+                time.sleep(0.1)  # its imports (Beam), then it pulls
+            time.sleep(1)
             watcher = Watcher(home / "lake")
             watcher.start()
             cpu_before = {n: cpu_seconds(p.pid) for n, p in (("collector", coll), ("pipeline", pipe))}
@@ -217,8 +222,11 @@ def run_rate(emulator_env: dict, rate: int, seconds: float, batch: int, connecti
             results, generator_cpu = offer_load(url, key, run, rate, seconds, batch, connections)
             offered_s = time.time() - started
             accepted = {i for _, status, ids in results if status == 202 for i in ids}
-            deadline = time.time() + 30
-            while time.time() < deadline and not accepted <= watcher.seen.keys():
+            # Drain: wait while rows keep arriving (a backlog is not loss), at most 30 s of no progress.
+            last, last_change = -1, time.time()
+            while not accepted <= watcher.seen.keys() and time.time() - last_change < 30:
+                if len(watcher.seen) != last:
+                    last, last_change = len(watcher.seen), time.time()
                 time.sleep(0.1)
             drained_s = time.time() - started
             cpu = {n: cpu_seconds(p.pid) - cpu_before[n] for n, p in (("collector", coll), ("pipeline", pipe))}
@@ -380,6 +388,8 @@ def main() -> int:
     parser.add_argument("--ceilings", action="store_true", help="collector alone (wrk), pipeline alone")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    # SIGTERM unwinds like Ctrl-C, so the emulator, collector and pipeline it started are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     OUT.mkdir(parents=True, exist_ok=True)
     if args.candidates:
         rows = candidates([100, 1000, 5000, 20000], repeat=3)

@@ -93,14 +93,6 @@ def emulator_command(port: int, data_dir: pathlib.Path) -> list[str]:
         "package) and a Java 11+ runtime.")
 
 
-def emulator_available() -> bool:
-    try:
-        emulator_command(0, pathlib.Path("."))
-        return True
-    except EmulatorMissing:
-        return False
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -25,13 +25,6 @@ def check_topic(topic: str, flag: str = "--topic") -> str:
     return topic
 
 
-def check_subscription(subscription: str, flag: str = "--subscription") -> str:
-    if not subscription or not SUBSCRIPTION_RE.match(subscription):
-        raise ValueError(f"{flag} {subscription!r} must be a Pub/Sub subscription name "
-                         "projects/PROJECT/subscriptions/NAME")
-    return subscription
-
-
 def emulator_host() -> str | None:
     return os.environ.get("PUBSUB_EMULATOR_HOST") or None
 
