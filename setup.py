@@ -20,8 +20,12 @@ setup(
         "pyarrow>=15",
         "orjson>=3.9",
         "duckdb>=1.1",
+        "tqdm>=4.66",
     ],
     extras_require={
+        # The collector's Cloud Run image: strata_core + collector only.
+        "collector": ["uvicorn>=0.30", "uvloop>=0.19", "httptools>=0.6", "google-cloud-pubsub>=2.20",
+                      "orjson>=3.9"],
         "transform": ["dbt-core>=1.11,<1.12", "dbt-duckdb>=1.11", "dbt-bigquery>=1.11"],
         "api": ["django>=5.2", "graphene-django>=3.2", "django-redis>=5", "sqlalchemy>=2",
                 "sqlalchemy-bigquery>=1.11", "duckdb-engine>=0.13", "dj-database-url>=2",
