@@ -33,12 +33,12 @@ endif
 IMAGES := ingest api transform collector
 IMAGE_VENVS ?= .venv-images
 
-.PHONY: venv demo test test-fast bench bench-transform bench-api docs clean help bqemulator airflow image-venvs
+.PHONY: venv demo test test-fast bench bench-transform bench-api bench-stream docs clean help bqemulator airflow image-venvs
 help:
 	@echo "make demo   - generate events, ingest, build the dbt layers, serve the API, print where to look"
 	@echo "make test   - run the whole test suite (slow end-to-end tests included)"
 	@echo "make test-fast - skip tests marked slow"
-	@echo "make bench  - the ingest benchmark (bench-transform, bench-api: the dbt and API ones)"
+	@echo "make bench  - the ingest benchmark (bench-transform, bench-api, bench-stream: the dbt, API and streaming ones)"
 
 venv: $(VENV)/.installed
 
@@ -99,6 +99,11 @@ bench-transform: venv
 
 bench-api: venv
 	$(BIN)/python bench/api.py --prepare
+
+bench-stream: venv
+	$(BIN)/python bench/stream.py --candidates
+	$(BIN)/python bench/stream.py --rates 1000,2000,4000,6000,8000 --seconds 60
+	$(BIN)/python bench/stream.py --ceilings
 
 docs: venv
 	$(BIN)/python -m strata docs

@@ -8,6 +8,9 @@ from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOpt
 
 from strata_core.resources import PROJECT_ID_RE
 
+#: Pub/Sub resource names (https://cloud.google.com/pubsub/docs/pubsub-basics#resource_names).
+from strata_core.pubsub import SUBSCRIPTION_RE, TOPIC_RE  # noqa: F401  (re-exported)
+
 INPUT_FORMATS = ("auto", "ndjson", "avro", "parquet")
 SINKS = ("local", "bigquery")
 #: How the batch job writes BigQuery (``beam_pipelines.sinks.bigquery``): ``merge`` loads files
@@ -16,9 +19,6 @@ SINKS = ("local", "bigquery")
 BQ_WRITE_METHODS = ("merge", "streaming_inserts")
 _DATASET_RE = re.compile(r"^[A-Za-z0-9_]{1,1024}$")
 _PROJECT_RE = PROJECT_ID_RE
-#: Pub/Sub resource names (https://cloud.google.com/pubsub/docs/pubsub-basics#resource_names).
-SUBSCRIPTION_RE = re.compile(r"^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/subscriptions/[A-Za-z][-A-Za-z0-9._~%+]{2,254}$")
-TOPIC_RE = re.compile(r"^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/topics/[A-Za-z][-A-Za-z0-9._~%+]{2,254}$")
 
 
 def add_sink_arguments(parser) -> None:
@@ -65,6 +65,10 @@ def validate_batch_options(opts: BatchIngestOptions) -> None:
     """Fail fast, naming the option and the expected form, before any step is built."""
     if not opts.input:
         raise ValueError("--input is required: a local path or gs:// glob such as 'data/events/*.jsonl'")
+    _validate_sink(opts)
+
+
+def _validate_sink(opts) -> None:
     if opts.sink == "local" and not opts.strata_home:
         raise ValueError("--strata_home is required with --sink=local (an absolute directory path)")
     if opts.sink == "bigquery":
@@ -104,3 +108,31 @@ class StreamIngestOptions(PipelineOptions):
         parser.add_argument("--allowed_lateness_sec", type=int, default=3600,
                             help="Per-minute counts: how late an event may arrive and still be counted "
                                  "in its window, in seconds (default 3600). Late events always reach raw.")
+        parser.add_argument("--max_batch_delay_ms", type=int, default=500,
+                            help="Local runner: a micro-batch closes this long after its first message "
+                                 "(default 500) or at --max_batch_messages, whichever comes first.")
+        parser.add_argument("--max_batch_messages", type=int, default=20_000,
+                            help="Local runner: most messages in one micro-batch (default 20000).")
+        parser.add_argument("--max_outstanding_messages", type=int, default=50_000,
+                            help="Local runner: flow control, most messages pulled but not yet acknowledged "
+                                 "(default 50000).")
+
+
+def validate_stream_options(opts: StreamIngestOptions) -> None:
+    """Fail fast, naming the option and the expected form, before any step is built."""
+    if not opts.subscription or not SUBSCRIPTION_RE.match(opts.subscription):
+        raise ValueError(f"--subscription {opts.subscription!r} must be a Pub/Sub subscription name, "
+                         "projects/PROJECT/subscriptions/NAME")
+    if opts.dead_letter_topic and not TOPIC_RE.match(opts.dead_letter_topic):
+        raise ValueError(f"--dead_letter_topic {opts.dead_letter_topic!r} must be a Pub/Sub topic name, "
+                         "projects/PROJECT/topics/NAME")
+    if opts.window_sec < 1 or 86_400 % opts.window_sec:
+        raise ValueError(f"--window_sec {opts.window_sec} must be a positive divisor of 86400 (e.g. 60)")
+    if opts.allowed_lateness_sec < 0:
+        raise ValueError(f"--allowed_lateness_sec {opts.allowed_lateness_sec} must be >= 0")
+    if not 10 <= opts.max_batch_delay_ms <= 10_000:
+        raise ValueError(f"--max_batch_delay_ms {opts.max_batch_delay_ms} must be in [10, 10000]")
+    if not 1 <= opts.max_batch_messages <= opts.max_outstanding_messages:
+        raise ValueError(f"--max_batch_messages {opts.max_batch_messages} must be in "
+                         f"[1, --max_outstanding_messages={opts.max_outstanding_messages}]")
+    _validate_sink(opts)

@@ -25,8 +25,8 @@ import sys
 from strata import __version__
 
 #: Command modules, in the order ``strata --help`` lists them.
-COMMANDS = ("generate", "ingest", "transform", "query", "lake", "serve", "token", "docs", "demo", "bq", "launch",
-            "data_version", "freshness")
+COMMANDS = ("generate", "ingest", "transform", "query", "lake", "serve", "token", "docs", "demo",
+            "collect", "write_key", "publish", "replay", "bq", "launch", "data_version", "freshness")
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> argparse._SubParsersAction | None:

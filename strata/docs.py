@@ -73,7 +73,11 @@ def render() -> str:
             "| error_type | stage | meaning |", "|---|---|---|"]
     out += [f"| `{e.name}` | {e.stage} | {e.description} |" for e in c.ERROR_TYPES]
     out += ["", "## `raw.dead_letters`", "", *_table(c.DEAD_LETTER_FIELDS, "dead_letters"),
-            "", "## `raw.users`", "", *_table(c.USER_FIELDS, "users"), ""]
+            "", "## `raw.users`", "", *_table(c.USER_FIELDS, "users"),
+            "", "## `raw.event_counts_per_minute` (streaming job)", "",
+            *_table(c.EVENT_COUNT_FIELDS, "event_counts_per_minute"),
+            "", "## `raw.dead_letter_replays` (`strata replay`)", "",
+            *_table(c.DEAD_LETTER_REPLAY_FIELDS, "dead_letter_replays"), ""]
     return "\n".join(out)
 
 

@@ -210,6 +210,51 @@ USER_FIELDS: tuple[Field, ...] = (
           required=True),
 )
 
+#: The replay log: one row per dead letter per replay that changed something. The lake is
+#: append-only, so a replay does not rewrite ``raw.dead_letters``: it marks a dead letter
+#: replayed here (``outcome`` accepted: its event is now in ``raw.events`` under the same
+#: ``row_key``), and a dead letter that still fails gets a new ``raw.dead_letters`` row with
+#: ``replay_count + 1``. The current state of a dead letter is its highest ``replay_count`` row.
+REPLAY_OUTCOMES = ("accepted", "failed")
+DEAD_LETTER_REPLAY_FIELDS: tuple[Field, ...] = (
+    Field("row_key", "string", "The dead letter's `row_key` (and the accepted event's).", required=True,
+          origin="pipeline"),
+    Field("replayed_at", "timestamp", "When the replay ran (UTC).", required=True, origin="pipeline"),
+    Field("replay_id", "string", "Id of the replay run (a hash of the dead letters it replayed).",
+          required=True, origin="pipeline"),
+    Field("outcome", "enum", "accepted, or failed (again).", required=True, origin="pipeline",
+          choices=REPLAY_OUTCOMES),
+    Field("error_type", "string", "The new error type when it failed again.", origin="pipeline"),
+    Field("replay_count", "integer", "The dead letter's replay count after this replay.", required=True,
+          origin="pipeline"),
+    Field("event_id", "string", "The event id when it could be read.", origin="pipeline"),
+    Field("pipeline_version", "string", "Strata version that replayed it.", required=True, origin="pipeline"),
+)
+
+#: Per-minute counts of accepted events by ``event_type``, from the streaming job's event-time
+#: windows. Each firing of a window (a *pane*) writes the window's full count so far
+#: (accumulating panes); a later pane supersedes an earlier one for the same
+#: ``(window_start, event_type)``: read the row with the highest ``pane_index``.
+PANE_TIMINGS = ("EARLY", "ON_TIME", "LATE")
+EVENT_COUNT_FIELDS: tuple[Field, ...] = (
+    Field("window_start", "timestamp", "Start of the event-time window (inclusive, UTC).", required=True,
+          origin="pipeline"),
+    Field("window_end", "timestamp", "End of the event-time window (exclusive, UTC).", required=True,
+          origin="pipeline"),
+    Field("event_type", "string", "Event type counted.", required=True, origin="pipeline"),
+    Field("count_events", "integer", "Accepted events of this type in the window, as of this pane.",
+          required=True, origin="pipeline"),
+    Field("pane_timing", "enum", "EARLY (before the watermark passed the window's end), ON_TIME "
+          "(when it did) or LATE (late data within the allowed lateness).", required=True,
+          origin="pipeline", choices=PANE_TIMINGS),
+    Field("pane_index", "integer", "0, 1, 2 ... per window and event type; the highest is current.",
+          required=True, origin="pipeline"),
+    Field("emitted_at", "timestamp", "When the pane was emitted (processing time, UTC).", required=True,
+          origin="pipeline"),
+    Field("pipeline_version", "string", "Strata version that wrote the row.", origin="pipeline",
+          required=True),
+)
+
 EVENT_TYPE_RE = re.compile(FIELDS_BY_NAME["event_type"].pattern)
 #: Lower snake case, 1 to 64 characters: event types, metric names, property and feature keys.
 #: Use ``fullmatch`` (a ``$`` anchor would also accept a trailing newline).

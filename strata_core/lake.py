@@ -30,11 +30,14 @@ def table_dir(table: str, lake: pathlib.Path | None = None) -> pathlib.Path:
 
 
 def write_part(table: str, part: str, rows: pa.Table, partition: str | None = None,
-               lake: pathlib.Path | None = None) -> pathlib.Path:
+               lake: pathlib.Path | None = None, durable: bool = False) -> pathlib.Path:
     """Atomically write (or replace) one Parquet part of a raw table.
 
     ``part`` must be a stable name derived from the input; ``partition`` is a hive directory
-    such as ``event_date=2026-01-31``.
+    such as ``event_date=2026-01-31``. ``durable``: fsync the file and its directory before
+    returning, so the part survives a power loss, not only a crash of this process. The stream
+    needs it (it acknowledges Pub/Sub messages once their part is written, and the ack removes
+    the only other copy); a batch rerun replaces its parts, so batch writes skip the cost.
     """
     if not _PART_RE.match(part) or (partition and not _PART_RE.match(partition)):
         raise ValueError(f"part/partition names must match {_PART_RE.pattern}: {part!r} {partition!r}")
@@ -48,9 +51,21 @@ def write_part(table: str, part: str, rows: pa.Table, partition: str | None = No
     os.close(fd)
     try:
         pq.write_table(rows.cast(schemas.arrow_schema(table)), tmp, compression="snappy")
+        if durable:
+            _fsync(tmp)
         os.replace(tmp, target)
+        if durable:
+            _fsync(directory)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
     return target
+
+
+def _fsync(path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -15,6 +15,8 @@ RAW_TABLES = {
     "events": c.FIELDS,
     "dead_letters": c.DEAD_LETTER_FIELDS,
     "users": c.USER_FIELDS,
+    "event_counts_per_minute": c.EVENT_COUNT_FIELDS,
+    "dead_letter_replays": c.DEAD_LETTER_REPLAY_FIELDS,
 }
 
 _BQ_TYPES = {
@@ -54,6 +56,10 @@ BIGQUERY_LAYOUT = {
     "dead_letters": {"partition_field": "failed_at", "cluster_fields": ["error_type"],
                      "partition_expiration_days": 7 * 365},
     "users": {"partition_field": None, "cluster_fields": ["user_id"], "partition_expiration_days": None},
+    "event_counts_per_minute": {"partition_field": "window_start", "cluster_fields": ["event_type"],
+                                "partition_expiration_days": 7 * 365},
+    "dead_letter_replays": {"partition_field": "replayed_at", "cluster_fields": ["row_key"],
+                            "partition_expiration_days": 7 * 365},
 }
 
 

@@ -36,8 +36,9 @@ def partitions(part: RowsPart):
 
 
 class WriteRowsPartFn(beam.DoFn):
-    def __init__(self, lake: str):
+    def __init__(self, lake: str, durable: bool = False):
         self.lake = lake
+        self.durable = durable
         self.written = {t: Metrics.counter("strata", f"{t}_written") for t in ("events", "users", "dead_letters")}
 
     def process(self, part):
@@ -46,7 +47,7 @@ class WriteRowsPartFn(beam.DoFn):
                             dead_letters_table(part.rows))
         for partition, rows in partitions(part):
             write_part(part.table, part.part, rows, partition=partition or None,
-                       lake=pathlib.Path(self.lake))
+                       lake=pathlib.Path(self.lake), durable=self.durable)
         self.written[part.table].inc(part.rows.num_rows)
         yield part.table, part.rows.num_rows
 
@@ -55,13 +56,15 @@ class WriteRawLocal(beam.PTransform):
     """``{name: PCollection}`` of ``RowsPart`` s / ``DeadLetterBatch`` es → the local Parquet lake.
 
     Names are CamelCase step suffixes (``Events``, ``Users0``, ``DeadLetters1`` ...).
+    ``durable``: fsync every part before the step returns (see ``strata_core.lake.write_part``).
     """
 
-    def __init__(self, lake: str):
+    def __init__(self, lake: str, durable: bool = False):
         super().__init__()
         self.lake = str(lake)
+        self.durable = durable
 
     def expand(self, pcolls):
         # One writer per producer, each fused into it (a Flatten here would materialise all rows).
-        return {name: pc | f"Write{name}" >> beam.ParDo(WriteRowsPartFn(self.lake))
+        return {name: pc | f"Write{name}" >> beam.ParDo(WriteRowsPartFn(self.lake, self.durable))
                 for name, pc in sorted(pcolls.items())}

@@ -23,7 +23,9 @@ def register(sub) -> None:
     p.add_argument("--port", type=int, default=8000, help="first port to try for the API (default 8000)")
     p.add_argument("--no-serve", action="store_true", help="stop after the transform")
     p.add_argument("--no-wait", action="store_true",
-                   help="leave the API server running in the background and exit")
+                   help="leave the API server (and the streaming part) running in the background and exit")
+    p.add_argument("--no-stream", action="store_true",
+                   help="skip the streaming part (Pub/Sub emulator, collector, streaming pipeline)")
     p.set_defaults(func=run)
 
 
@@ -118,20 +120,36 @@ def run(args) -> int:
     token = serve.create_token("demo")
     admin_password = _demo_admin()
     proc, url = serve.start_background("127.0.0.1", _free_port(args.port), env=env)
-    print(serve.demo_instructions(url, token, dates[0], dates[-1]))
-    print(f"Admin:      {url}/admin/  user `admin`, password `{admin_password}` (new each demo run; "
-          "metric definitions live there)")
-    print(f"    server log: {home / 'serve.log'}")
-    sys.stdout.flush()
-    if args.no_wait:
-        print(f"\nThe API keeps running in the background (pid {proc.pid}); stop it with: kill {proc.pid}")
-        return 0
-    print("\nThe API is running; press Ctrl-C to stop it.", flush=True)
-    # The server runs in its own session, so stop it ourselves on Ctrl-C *and* on SIGTERM.
+    # The servers run in sessions of their own, so stop them ourselves on Ctrl-C *and* on SIGTERM.
     signal.signal(signal.SIGTERM, _interrupt)
+    streaming = None
     try:
+        if not args.no_stream:
+            from strata.commands import demo_stream
+
+            streaming = demo_stream.start(home, data, _free_port(8088), _step)
+        print()
+        print(serve.demo_instructions(url, token, dates[0], dates[-1]))
+        print(f"Admin:      {url}/admin/  user `admin`, password `{admin_password}` (new each demo run; "
+              "metric definitions live there)")
+        print(f"    server log: {home / 'serve.log'}")
+        if streaming is not None:
+            print(demo_stream.instructions(streaming, url, token, home))
+        sys.stdout.flush()
+        if args.no_wait:
+            pids = " ".join(str(p) for p in [proc.pid, *(streaming.pids if streaming else [])])
+            print(f"\nThe API{' and the streaming part' if streaming else ''} keep running in the background; "
+                  f"stop them with: kill {pids}")
+            streaming = None
+            return 0
+        print("\nThe API" + (", the collector and the streaming pipeline are" if streaming else " is")
+              + " running; press Ctrl-C to stop.", flush=True)
         return proc.wait()
     except KeyboardInterrupt:
-        proc.terminate()
-        proc.wait(10)
         return 0
+    finally:
+        if streaming is not None:
+            streaming.stop()
+        if not args.no_wait and proc.poll() is None:
+            proc.terminate()
+            proc.wait(10)

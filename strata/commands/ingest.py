@@ -29,7 +29,7 @@ def quiet_beam_logs() -> None:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("ingest", help="ingest events (batch files; later: stream)")
+    p = sub.add_parser("ingest", help="ingest events (batch files, or a Pub/Sub stream)")
     modes = p.add_subparsers(dest="mode", metavar="MODE", required=True)
     b = modes.add_parser(
         "batch", help="ingest NDJSON/Avro/Parquet files (local paths or gs:// globs)",
@@ -60,6 +60,9 @@ def register(sub) -> None:
                    help="list the files that would be read, with their formats and sizes; write nothing")
     b.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
     b.set_defaults(func=run_batch, beam_options=True)
+    from strata.commands import ingest_stream
+
+    ingest_stream.register(modes)
 
 
 def _fail(message: str) -> int:

@@ -21,6 +21,7 @@
       changed_column: the upstream's change timestamp (received_at / loaded_at)
       watermark:      this model's column holding the last processed value (default loaded_at)
       lookback_minutes: re-read this much before the watermark (default 0)
+      where:          optional SQL predicate on the upstream: only its rows count as changes
       before / after: also rebuild this many days before / after each changed date -#}
 {% macro changed_dates(upstreams) -%}
     {#- Unit tests render the model against fixtures: always the full-build branch. -#}
@@ -42,6 +43,7 @@
             select distinct {{ dbt.concat(["'v'", "cast(" ~ up.date_column ~ " as " ~ dbt.type_string() ~ ")"]) }} as changed_date
             from {{ up.relation }}
             where {{ up.changed_column }} > {{ threshold }}
+            {%- if up.get('where') %} and ({{ up.where }}){% endif %}
         {%- endset -%}
         {%- for row in run_query(sql) -%}
             {%- if row[0] is not none and row[0] | length > 1 -%}
