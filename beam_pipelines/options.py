@@ -66,6 +66,13 @@ def validate_batch_options(opts: BatchIngestOptions) -> None:
     if not opts.input:
         raise ValueError("--input is required: a local path or gs:// glob such as 'data/events/*.jsonl'")
     _validate_sink(opts)
+    if opts.sink == "bigquery":
+        temp_location = opts.view_as(GoogleCloudOptions).temp_location
+        if opts.bq_write_method == "merge" and not (temp_location or "").startswith("gs://"):
+            raise ValueError(f"--temp_location {temp_location!r} must be a gs:// path with "
+                             "--bq_write_method=merge (BigQuery load jobs read their files from Cloud "
+                             "Storage), e.g. --temp_location=gs://my-bucket/tmp; or pass "
+                             "--bq_write_method=streaming_inserts (reruns then add rows again)")
 
 
 def _validate_sink(opts) -> None:
@@ -80,12 +87,6 @@ def _validate_sink(opts) -> None:
                              "http://127.0.0.1:9050 (production uses the real BigQuery endpoint)")
         if not _DATASET_RE.match(opts.bq_dataset or ""):
             raise ValueError(f"--bq_dataset {opts.bq_dataset!r} must be letters, digits and underscores")
-        temp_location = opts.view_as(GoogleCloudOptions).temp_location
-        if opts.bq_write_method == "merge" and not (temp_location or "").startswith("gs://"):
-            raise ValueError(f"--temp_location {temp_location!r} must be a gs:// path with "
-                             "--bq_write_method=merge (BigQuery load jobs read their files from Cloud "
-                             "Storage), e.g. --temp_location=gs://my-bucket/tmp; or pass "
-                             "--bq_write_method=streaming_inserts (reruns then add rows again)")
 
 
 class StreamIngestOptions(PipelineOptions):

@@ -19,7 +19,8 @@ from conftest import need_service
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TEMPLATES = {"ingest_batch": options.BatchIngestOptions, "ingest_stream": options.StreamIngestOptions}
 #: Options that exist for local runs and tests only; a template never takes them.
-LOCAL_ONLY = {"strata_home", "bq_endpoint"}
+#: Options of the local runners only (the local sink; the local streaming runner's micro-batching).
+LOCAL_ONLY = {"strata_home", "bq_endpoint", "max_batch_delay_ms", "max_batch_messages", "max_outstanding_messages"}
 #: A valid value per parameter, to prove each regex accepts what the job accepts.
 EXAMPLES = {
     "input": "gs://my-bucket/events/2026-11-26/*.jsonl", "users_input": "gs://my-bucket/users/*.jsonl",

@@ -72,3 +72,31 @@ CREATE TABLE IF NOT EXISTS raw.users (
 )
 CLUSTER BY user_id
 OPTIONS(description="Strata raw users, contract v1.");
+
+CREATE TABLE IF NOT EXISTS raw.event_counts_per_minute (
+  window_start TIMESTAMP NOT NULL OPTIONS(description="Start of the event-time window (inclusive, UTC)."),
+  window_end TIMESTAMP NOT NULL OPTIONS(description="End of the event-time window (exclusive, UTC)."),
+  event_type STRING NOT NULL OPTIONS(description="Event type counted."),
+  count_events INT64 NOT NULL OPTIONS(description="Accepted events of this type in the window, as of this pane."),
+  pane_timing STRING NOT NULL OPTIONS(description="EARLY (before the watermark passed the window's end), ON_TIME (when it did) or LATE (late data within the allowed lateness)."),
+  pane_index INT64 NOT NULL OPTIONS(description="0, 1, 2 ... per window and event type; the highest is current."),
+  emitted_at TIMESTAMP NOT NULL OPTIONS(description="When the pane was emitted (processing time, UTC)."),
+  pipeline_version STRING NOT NULL OPTIONS(description="Strata version that wrote the row.")
+)
+PARTITION BY DATE(window_start)
+CLUSTER BY event_type
+OPTIONS(partition_expiration_days=2555, description="Strata raw event_counts_per_minute, contract v1.");
+
+CREATE TABLE IF NOT EXISTS raw.dead_letter_replays (
+  row_key STRING NOT NULL OPTIONS(description="The dead letter's `row_key` (and the accepted event's)."),
+  replayed_at TIMESTAMP NOT NULL OPTIONS(description="When the replay ran (UTC)."),
+  replay_id STRING NOT NULL OPTIONS(description="Id of the replay run (a hash of the dead letters it replayed)."),
+  outcome STRING NOT NULL OPTIONS(description="accepted, or failed (again)."),
+  error_type STRING OPTIONS(description="The new error type when it failed again."),
+  replay_count INT64 NOT NULL OPTIONS(description="The dead letter's replay count after this replay."),
+  event_id STRING OPTIONS(description="The event id when it could be read."),
+  pipeline_version STRING NOT NULL OPTIONS(description="Strata version that replayed it.")
+)
+PARTITION BY DATE(replayed_at)
+CLUSTER BY row_key
+OPTIONS(partition_expiration_days=2555, description="Strata raw dead_letter_replays, contract v1.");
