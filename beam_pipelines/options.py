@@ -68,13 +68,19 @@ class StreamIngestOptions(PipelineOptions):
         parser.add_argument("--dead_letter_topic", default=None,
                             help="Optional Pub/Sub topic (projects/PROJECT/topics/NAME) that also receives "
                                  "every dead letter, with its original bytes and attributes.")
-        parser.add_argument("--sink", default="local", choices=SINKS,
-                            help="local: Parquet lake + DuckDB under --strata_home; bigquery: raw dataset.")
-        parser.add_argument("--strata_home", default=None, help="Local sink: absolute path of $STRATA_HOME.")
-        parser.add_argument("--bq_project", default=None, help="BigQuery sink: project id.")
-        parser.add_argument("--bq_dataset", default="raw", help="BigQuery sink: dataset of the raw tables.")
-        parser.add_argument("--bq_endpoint", default=None,
-                            help="BigQuery sink: a loopback endpoint of a fake or emulator (tests only).")
+        # Beam registers every options class on one parser: the sink flags the batch job's class
+        # declares must not be declared twice (the streaming branch has the full fix).
+        def add(flag, **kwargs):
+            if flag not in parser._option_string_actions:
+                parser.add_argument(flag, **kwargs)
+
+        add("--sink", default="local", choices=SINKS,
+            help="local: Parquet lake + DuckDB under --strata_home; bigquery: raw dataset.")
+        add("--strata_home", default=None, help="Local sink: absolute path of $STRATA_HOME.")
+        add("--bq_project", default=None, help="BigQuery sink: project id.")
+        add("--bq_dataset", default="raw", help="BigQuery sink: dataset of the raw tables.")
+        add("--bq_endpoint", default=None,
+            help="BigQuery sink: a loopback endpoint of a fake or emulator (tests only).")
         parser.add_argument("--window_sec", type=int, default=60,
                             help="Per-minute counts: event-time window length in seconds (default 60).")
         parser.add_argument("--allowed_lateness_sec", type=int, default=3600,

@@ -1,0 +1,322 @@
+"""The contract, compiled: one C decode per record, then columnar checks, then Arrow columns.
+
+At import time the event contract (``strata_core/contract.py``) becomes
+
+* a msgspec ``Struct`` (:data:`EventStruct`) with each field's type, length, enum and integer-range
+  rules, unknown fields forbidden, and ``msgspec.Raw`` (the exact JSON text) for timestamps,
+  decimals and JSON objects. Decoding a line with it is one pass in C;
+* per-kind columnar checks over a chunk of decoded records (Arrow compute and numpy), for the rules
+  a Struct cannot say: patterns, the id rule, the timestamp and amount formats and bounds, the
+  duplicate-key rule, nesting, and the cross-field rules (identity, ``requires``, event types'
+  required fields);
+* the Arrow columns of ``raw.events``, built in bulk from the decoded records, with
+  ``properties``/``context`` kept as the producer's JSON text.
+
+The fast path only ever *accepts*: a record it cannot take whole -- the decoder refuses it, or any
+columnar check finds it suspect -- goes to the rule-by-rule validator (``validation.py``), which
+decides its fate and, if it rejects it, its ``error_type`` and message. So every accepted record
+is one the validator accepts too, with the same values (the tests check this field by field),
+and dead letters do not depend on which path saw a record.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from typing import Annotated, Literal, NamedTuple
+
+import msgspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from beam_pipelines import validation
+from strata_core import contract as c
+from strata_core import schemas
+
+#: Default of absent optional strings and enums. A well-formed record can only hold it as the
+#: escaped ``"\u0000"``, which the duplicate-key accounting below always sends to the validator.
+ABSENT = "\x00"
+_RAW_KINDS = frozenset({"timestamp", "decimal", "json"})
+_NO_RAW = msgspec.Raw(b"")
+
+
+def _lowest(f: c.Field) -> int:
+    # The fast decoder leaves INT64's very lowest value to the validator, so that one below the
+    # range is free to mark an absent integer.
+    return f.minimum if f.minimum is not None else -c.INT64_MAX
+
+
+def _struct_field(f: c.Field) -> tuple:
+    """(name, type, default) of one contract field in the compiled Struct."""
+    if f.kind in _RAW_KINDS:
+        # The exact JSON text: checked and converted column-wise, stored as sent.
+        return (f.name, msgspec.Raw) if f.required else (f.name, msgspec.Raw, _NO_RAW)
+    if f.kind == "string":
+        meta = {}
+        if f.max_length:
+            meta["max_length"] = f.max_length
+        if f.required and not f.pattern:
+            meta["min_length"] = 1
+        typ = Annotated[str, msgspec.Meta(**meta)] if meta else str
+        absent = ABSENT
+    elif f.kind == "enum":
+        typ = Literal[f.choices]
+        absent = ABSENT
+    elif f.kind == "integer":
+        typ = Annotated[int, msgspec.Meta(ge=_lowest(f), le=c.INT64_MAX)]
+        absent = _lowest(f) - 1
+    else:
+        raise TypeError(f"contract field {f.name!r}: no fast decoding for kind {f.kind!r}")
+    return (f.name, typ) if f.required else (f.name, typ | None, absent)
+
+
+#: The compiled decoder's record type: the contract's fields in contract order.
+EventStruct = msgspec.defstruct("EventStruct", [_struct_field(f) for f in c.CONTRACT_FIELDS],
+                                forbid_unknown_fields=True, kw_only=True)
+_decode = msgspec.json.Decoder(EventStruct).decode
+_astuple = msgspec.structs.astuple
+_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError)
+
+
+def decode(records: list[bytes]) -> tuple[list, list[int], list[int]]:
+    """Decode each record with the compiled Struct: (structs, their indices, the other indices).
+
+    The records it refuses -- malformed, unknown fields, wrong types, too long, ... -- are left to
+    the validator, which says why.
+    """
+    structs, taken, refused = [], [], []
+    keep, take, refuse = structs.append, taken.append, refused.append
+    limit = c.MAX_RECORD_BYTES
+    for i, record in enumerate(records):
+        if len(record) > limit:
+            refuse(i)
+            continue
+        try:
+            keep(_decode(record))
+        except _DECODE_ERRORS:
+            refuse(i)
+            continue
+        take(i)
+    return structs, taken, refused
+
+
+# ---- columns --------------------------------------------------------------------------------------
+
+def raw_column(raws) -> pa.Array:
+    """``msgspec.Raw`` values (or bytes) → one binary array, copied once (no Python objects)."""
+    n = len(raws)
+    offsets = np.zeros(n + 1, np.int64)
+    np.cumsum(np.fromiter(map(len, raws), np.int64, n), out=offsets[1:])
+    return pa.Array.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(raws))])
+
+
+class Decoded(NamedTuple):
+    """Decoded records of a chunk, column-wise, as the Struct gave them (``ABSENT`` / empty raw
+    for absent fields), plus how many top-level fields each record had."""
+
+    columns: dict[str, pa.Array]
+    present: np.ndarray
+
+
+def columns(structs: list) -> Decoded:
+    n = len(structs)
+    cols = list(zip(*map(_astuple, structs))) if structs else [()] * len(c.CONTRACT_FIELDS)
+    out, present = {}, np.zeros(n, np.int64)
+    for f, col in zip(c.CONTRACT_FIELDS, cols):
+        if f.kind in _RAW_KINDS:
+            arr = raw_column(col)
+            present += pc.greater(pc.binary_length(arr), 0).to_numpy(zero_copy_only=False)
+        else:
+            arr = pa.array(col, pa.int64() if f.kind == "integer" else pa.string())
+            absent = ABSENT if f.kind != "integer" else _lowest(f) - 1
+            present += pc.fill_null(pc.not_equal(arr, absent), True).to_numpy(zero_copy_only=False)
+        out[f.name] = arr
+    return Decoded(out, present)
+
+
+def _mask(arr) -> np.ndarray:
+    """A boolean Arrow array (nulls false) → numpy."""
+    return pc.fill_null(arr, False).to_numpy(zero_copy_only=False)
+
+
+# ---- parse-level checks: JSON objects, duplicate keys ---------------------------------------------
+
+_JSON_FIELDS = tuple(f.name for f in c.CONTRACT_FIELDS if f.kind == "json")
+_STRING_FIELDS = tuple(f.name for f in c.CONTRACT_FIELDS if f.kind in ("string", "enum"))
+
+
+def _json_verdict(text: bytes) -> tuple[bool, int]:
+    """(can the fast path take this JSON value of a ``json`` field, its commas)."""
+    if not text or text == b"null":
+        return True, 0
+    if text[:1] != b"{" or text.count(b"{") + text.count(b"[") > c.MAX_NESTING_LEVELS:
+        return False, 0  # not an object, or maybe too deep: the validator says which
+    try:
+        text.decode("utf-8")  # msgspec.Raw does not look inside strings
+    except UnicodeDecodeError:
+        return False, 0
+    return validation.duplicate_key(text) is None, text.count(b",")
+
+
+def parse_suspects(records: list[bytes], decoded: Decoded) -> np.ndarray:
+    """Records whose JSON the fast path can't vouch for (the validator decodes them itself).
+
+    JSON objects (``properties``, ``context``) are checked once per distinct text in the chunk:
+    an object, UTF-8, nesting, no duplicate key. Duplicate *top-level* keys are found by counting:
+    every record's keys are contract fields (the Struct forbids others, and their names hold no
+    comma), so a record without duplicates has exactly ``commas + 1`` fields once the commas inside
+    its values are taken off; a repeated key adds a comma, and a value the Struct dropped for its
+    repetition keeps its commas in the count. String values holding a comma (maybe escaped), and
+    timestamps and amounts in unusual forms (checked in :func:`validate`), go to the validator.
+    """
+    cols = decoded.columns
+    n = len(records)
+    suspect = np.zeros(n, bool)
+    value_commas = np.zeros(n, np.int64)
+    for name in _JSON_FIELDS:
+        encoded = pc.dictionary_encode(cols[name])
+        verdicts = [_json_verdict(text) for text in encoded.dictionary.to_pylist()]
+        ok = np.fromiter((v[0] for v in verdicts), bool, len(verdicts))
+        commas = np.fromiter((v[1] for v in verdicts), np.int64, len(verdicts))
+        index = encoded.indices.to_numpy()
+        suspect |= ~ok[index]
+        value_commas += commas[index]
+    for name in _STRING_FIELDS:
+        suspect |= _mask(pc.match_substring(cols[name], ","))
+    commas = np.fromiter(map(bytes.count, records, itertools.repeat(b",")), np.int64, n)
+    suspect |= commas - value_commas + 1 != decoded.present
+    return suspect
+
+
+# ---- validate-level checks and the final columns -------------------------------------------------
+
+_MIN_US = validation._MIN_US
+_MAX_SKEW_US = validation._MAX_SKEW_US
+_EPOCH_MS = r"^[0-9]{1,15}$"
+#: The RFC 3339 form the fast path converts itself (Arrow and ``datetime.fromisoformat`` agree on
+#: it; ``tests/test_fastpath.py`` checks that). Others -- lower-case ``t``/``z``, commas, more
+#: than 6 fraction digits, missing seconds -- go to the validator.
+_RFC3339 = (r'^"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[T ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]'
+            r'(\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"$')
+#: An exact amount: below ``AMOUNT_LIMIT``, at most ``AMOUNT_SCALE`` places, no sign or exponent.
+_AMOUNT = rf"^(0|[1-9][0-9]{{0,{c.AMOUNT_LIMIT_EXPONENT - 1}}})(\.[0-9]{{1,{c.AMOUNT_SCALE}}})?$"
+_VISIBLE_ASCII = "[!-~]"
+_PATTERNS = {f.name: re.compile(f.pattern.removeprefix("^").removesuffix("$"))
+             for f in c.CONTRACT_FIELDS if f.pattern}
+_EVENT_TYPE_REQUIRES = tuple((t.name, t.requires) for t in c.EVENT_TYPES if t.requires)
+_UTC_US = pa.timestamp("us", tz="UTC")
+_DECIMAL = pa.decimal128(c.AMOUNT_PRECISION, c.AMOUNT_SCALE)
+
+
+def _text(arr: pa.Array) -> pa.Array:
+    return arr.cast(pa.large_string()).cast(pa.string())
+
+
+def _timestamps(raw: pa.Array, suspect: np.ndarray, received_us: int) -> pa.Array:
+    """JSON text of timestamps → UTC timestamps; marks what the fast path can't convert."""
+    n = len(raw)
+    us = np.zeros(n, np.int64)
+    epoch_ms = _mask(pc.match_substring_regex(raw, _EPOCH_MS))
+    if epoch_ms.any():
+        us[epoch_ms] = _text(raw.filter(epoch_ms)).cast(pa.int64()).to_numpy() * 1000
+    rfc3339 = _mask(pc.match_substring_regex(raw, _RFC3339))
+    if rfc3339.any():
+        where = np.flatnonzero(rfc3339)
+        converted, bad = _parse_rfc3339(_text(pc.binary_slice(raw.filter(rfc3339), 1, -1)))
+        us[where] = converted
+        suspect[where[bad]] = True
+    suspect |= ~(epoch_ms | rfc3339)
+    suspect |= (us < _MIN_US) | (us > received_us + _MAX_SKEW_US)
+    return pa.array(us, pa.int64()).cast(_UTC_US)
+
+
+def _parse_rfc3339(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Arrow's ISO 8601 cast of well-formed text; text it refuses (30 February) is bisected out."""
+    try:
+        return text.cast(_UTC_US).cast(pa.int64()).to_numpy(), np.zeros(len(text), bool)
+    except pa.ArrowInvalid:
+        if len(text) == 1:
+            return np.zeros(1, np.int64), np.ones(1, bool)
+    half = len(text) // 2
+    (us1, bad1), (us2, bad2) = _parse_rfc3339(text[:half]), _parse_rfc3339(text[half:])
+    return np.concatenate([us1, us2]), np.concatenate([bad1, bad2])
+
+
+def _decimals(raw: pa.Array, suspect: np.ndarray) -> pa.Array:
+    present = _mask(pc.greater(pc.binary_length(raw), 0)) & ~_mask(pc.equal(raw, b"null"))
+    exact = _mask(pc.match_substring_regex(raw, _AMOUNT))
+    suspect |= present & ~exact
+    values = pa.nulls(len(raw), _DECIMAL)
+    if exact.any():
+        values = pc.replace_with_mask(values, pa.array(exact), _text(raw.filter(exact)).cast(_DECIMAL))
+    return values
+
+
+def _strings(f: c.Field, arr: pa.Array, suspect: np.ndarray) -> pa.Array:
+    absent = pc.equal(arr, ABSENT)
+    if f.kind == "string" and not f.pattern:
+        absent = pc.or_(absent, pc.equal(arr, ""))
+    values = pc.if_else(pc.fill_null(absent, True), pa.scalar(None, pa.string()), arr)
+    present = _mask(pc.is_valid(values))
+    if f.identifier:
+        suspect |= present & ~_mask(pc.match_substring_regex(values, _VISIBLE_ASCII))
+        suspect |= _mask(pc.match_substring(values, "\x00"))
+    if f.pattern:
+        unique = pc.unique(values).drop_null().to_pylist()
+        bad = [u for u in unique if not _PATTERNS[f.name].fullmatch(u)]
+        if bad:
+            suspect |= _mask(pc.is_in(values, pa.array(bad, pa.string())))
+    return values
+
+
+def _json_text(raw: pa.Array) -> pa.Array:
+    present = pc.and_(pc.greater(pc.binary_length(raw), 0), pc.not_equal(raw, b"null"))
+    return pc.if_else(present, _text(raw), pa.scalar(None, pa.string()))
+
+
+def validate(decoded: Decoded, received_us: int) -> tuple[pa.Table, np.ndarray]:
+    """Contract rules over decoded columns → (the contract columns of ``raw.events``, suspects).
+
+    Rows marked suspect are left to the validator; the others are valid and final.
+    """
+    cols = decoded.columns
+    n = len(decoded.present)
+    suspect = np.zeros(n, bool)
+    out = {}
+    for f in c.CONTRACT_FIELDS:
+        arr = cols[f.name]
+        if f.kind in ("string", "enum"):
+            out[f.name] = _strings(f, arr, suspect)
+        elif f.kind == "timestamp":
+            out[f.name] = _timestamps(arr, suspect, received_us)
+        elif f.kind == "decimal":
+            out[f.name] = _decimals(arr, suspect)
+        elif f.kind == "json":
+            out[f.name] = _json_text(arr)
+        elif f.kind == "integer":
+            out[f.name] = pc.if_else(pc.fill_null(pc.equal(arr, _lowest(f) - 1), True),
+                                     pa.scalar(f.default, pa.int64()), arr)
+    # ---- cross-field rules
+    identified = np.zeros(n, bool)
+    for name in c.IDENTITY_FIELDS:
+        identified |= _mask(pc.is_valid(out[name]))
+    suspect |= ~identified
+    for f in c.CONTRACT_FIELDS:
+        for companion in f.requires:
+            suspect |= _mask(pc.is_valid(out[f.name])) & ~_mask(pc.is_valid(out[companion]))
+    for event_type, required in _EVENT_TYPE_REQUIRES:
+        of_type = _mask(pc.equal(out["event_type"], event_type))
+        for name in required:
+            suspect |= of_type & ~_mask(pc.is_valid(out[name]))
+    schema = contract_schema()
+    table = pa.Table.from_arrays([out[f.name].cast(schema.field(f.name).type) for f in c.CONTRACT_FIELDS],
+                                 schema=schema)
+    return table, suspect
+
+
+def contract_schema() -> pa.Schema:
+    """The contract fields' columns of ``raw.events``, all nullable (the validator enforces
+    ``required``)."""
+    events = schemas.arrow_schema("events")
+    return pa.schema([events.field(f.name).with_nullable(True) for f in c.CONTRACT_FIELDS])
