@@ -19,6 +19,8 @@ setup(
         "fastavro>=1.9",
         "pyarrow>=15",
         "orjson>=3.9",
+        "msgspec>=0.19",
+        "numpy>=1.26",
         "duckdb>=1.1",
     ],
     extras_require={

@@ -8,6 +8,7 @@ the job's Beam counters, so the same figures come back from every runner.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import time
 
@@ -79,6 +80,9 @@ class IngestSummary:
     users_accepted: int
     users_dead_lettered: int
     seconds: float
+    #: Input files that could not be read to their end (one file-level dead letter each):
+    #: ``file``, ``error_type``, ``offset`` (bytes read), ``reason``.
+    failed_files: list[dict] = dataclasses.field(default_factory=list)
 
     @property
     def events_per_s(self) -> float:
@@ -95,14 +99,20 @@ class IngestSummary:
                 "events_per_s": round(self.events_per_s, 1), "blank_lines": self.blank_lines,
                 "users": {"read": self.users_read, "accepted": self.users_accepted,
                           "dead_lettered": self.users_dead_lettered},
-                "seconds": round(self.seconds, 3), "balanced": self.balanced}
+                "seconds": round(self.seconds, 3), "balanced": self.balanced,
+                "failed_files": self.failed_files}
 
 
 def summarize(result, seconds: float) -> IngestSummary:
     totals: dict[str, int] = {}
-    for counter in result.metrics().query(MetricsFilter().with_namespace("strata"))["counters"]:
+    metrics = result.metrics().query(MetricsFilter().with_namespace("strata"))
+    for counter in metrics["counters"]:
         value = counter.committed if counter.committed is not None else counter.attempted
         totals[counter.key.metric.name] = totals.get(counter.key.metric.name, 0) + int(value or 0)
+    failed = set()
+    for string_set in metrics.get("string_sets", []):
+        if string_set.key.metric.name.endswith(".failed_files"):
+            failed |= set(string_set.committed if string_set.committed is not None else string_set.attempted or ())
 
     def dead(kind: str) -> dict[str, int]:
         prefix = f"{kind}.dead_letter."
@@ -118,7 +128,8 @@ def summarize(result, seconds: float) -> IngestSummary:
         read=totals.get("events_read", 0), blank_lines=totals.get("events_blank_lines", 0),
         accepted=accepted, dead_lettered=sum(by_error.values()), by_error_type=by_error,
         users_read=totals.get("users_read", 0), users_accepted=totals.get("users_valid", 0),
-        users_dead_lettered=sum(users_dead.values()), seconds=seconds)
+        users_dead_lettered=sum(users_dead.values()), seconds=seconds,
+        failed_files=sorted((json.loads(f) for f in failed), key=lambda f: f["file"]))
 
 
 def make_runner(runner: str):

@@ -177,8 +177,9 @@ class _Source:
         """Streams (several gzip members, bz2 streams or zstd frames in a row are one file), each
         call's output bounded, so a bomb costs time, never memory."""
         d, started = factory(), False
-        # zstd has no output limit per call: feed it little at a time instead.
-        feed = 4096 if self.path.lower().endswith(".zst") else 1 << 20
+        # Input is fed in small pieces: a damaged piece loses only its own output, and zstd (which
+        # has no output limit per call) can't turn one piece into much.
+        feed = 4096 if self.path.lower().endswith(".zst") else 1 << 16
         buffered, size = [], 0
         while True:
             data = self._read(f, feed)
@@ -195,6 +196,7 @@ class _Source:
                 except Exception as exc:  # noqa: BLE001 - zlib.error, OSError, zstandard.ZstdError ...
                     if buffered:
                         yield b"".join(buffered)  # what decompressed before the damage is read
+                    self.offset -= len(data)  # the damaged bytes are not read
                     self.fail("corrupt_file", f"not valid {self.path.rsplit('.', 1)[-1]} data after "
                               f"{self.produced:,} decompressed bytes: {exc}")
                 data = out[1]
@@ -222,7 +224,7 @@ class _Source:
             blocks.append(out)
             while not d.eof and not d.needs_input:
                 blocks.append(d.decompress(b"", BLOCK_BYTES))
-        elif hasattr(d, "unconsumed_tail"):  # zlib
+        elif isinstance(d, _ZLIB):
             out = d.decompress(data, BLOCK_BYTES)
             blocks.append(out)
             while d.unconsumed_tail and not d.eof:
@@ -235,6 +237,7 @@ class _Source:
 # ---- NDJSON lines ---------------------------------------------------------------------------------
 
 _CRLF = re.compile(rb"\r(?=\n)")
+_ZLIB = type(zlib.decompressobj())
 
 
 def _line_indices(text: bytes, offsets) -> Iterator[int]:
@@ -429,66 +432,64 @@ class ReadRangeFn(beam.DoFn):
         finally:
             self.blank_lines.inc(lines.blank)
 
-    def _typed(self, file_range: FileRange, rows):
-        """(position, row) pairs of a typed file → chunks; any failure → the file's dead letter."""
-        chunk_positions, chunk = [], []
-        number = 0
+    def _typed(self, file_range: FileRange, rows_of):
+        """Rows of a typed file (``rows_of(file)`` yields them) → chunks; a file that breaks off →
+        what was read before, then the file's dead letter."""
+        path = file_range.path
         try:
-            for number, row in rows:
-                chunk_positions.append(number)
-                chunk.append(row)
-                if len(chunk) == CHUNK_RECORDS:
-                    yield chunk_positions, chunk
-                    chunk_positions, chunk = [], []
-        except FileReadError:
-            raise
-        except EOFError as exc:
-            failure = FileFailure("truncated_file", f"the {file_range.fmt} file ends early after record "
-                                  f"{number:,} (the file was cut short): {exc}", self._offset)
-            yield from ([(chunk_positions, chunk)] if chunk else [])
-            raise FileReadError(failure) from None
-        except Exception as exc:  # noqa: BLE001 - e.g. Avro read as Parquet: the file's dead letter
-            failure = FileFailure("corrupt_file", f"not a readable {file_range.fmt} file after record {number:,}: "
-                                  f"{type(exc).__name__}: {exc}", self._offset)
-            yield from ([(chunk_positions, chunk)] if chunk else [])
-            raise FileReadError(failure) from None
-        if chunk:
-            yield chunk_positions, chunk
-
-    def _open_typed(self, file_range: FileRange):
-        try:
-            f = FileSystems.open(file_range.path)
-        except Exception as exc:  # noqa: BLE001
+            f = FileSystems.open(path)
+        except Exception as exc:  # noqa: BLE001 - missing, permission denied, ...
             raise FileReadError(FileFailure("unreadable_file", f"cannot open the file: {exc}", 0)) from None
-        self._file = f
-        return f
-
-    @property
-    def _offset(self) -> int:
-        try:
-            return self._file.tell()
-        except Exception:  # noqa: BLE001 - a best-effort figure for the dead letter
-            return 0
+        with f:
+            positions, chunk, number = [], [], 0
+            try:
+                for number, row in enumerate(rows_of(f), 1):
+                    positions.append(number)
+                    chunk.append(row)
+                    if len(chunk) == CHUNK_RECORDS:
+                        yield positions, chunk
+                        positions, chunk = [], []
+            except Exception as exc:  # noqa: BLE001 - e.g. Avro read as Parquet: the file's dead letter
+                offset = _tell(f)
+                # Records were read and the file ran out: cut short (EOFError, or a sync marker cut).
+                cut_short = isinstance(exc, EOFError) or number > 0 and offset >= _size(path) > 0
+                failure = FileFailure(
+                    "truncated_file" if cut_short else "corrupt_file",
+                    f"{'the file ends early' if cut_short else f'not a readable {file_range.fmt} file'} after "
+                    f"record {number - 1 if number else 0:,}: {type(exc).__name__}: {exc}", offset)
+                if chunk:
+                    yield positions, chunk
+                raise FileReadError(failure) from None
+            if chunk:
+                yield positions, chunk
 
     def _avro(self, file_range: FileRange):
         import fastavro
 
-        with self._open_typed(file_range) as f:
-            def rows():
-                yield from enumerate(fastavro.reader(f), 1)
-            yield from self._typed(file_range, rows())
+        yield from self._typed(file_range, fastavro.reader)
 
     def _parquet(self, file_range: FileRange):
         import pyarrow.parquet as pq
 
-        with self._open_typed(file_range) as f:
-            def rows():
-                number = 0
-                for batch in pq.ParquetFile(f).iter_batches(batch_size=CHUNK_RECORDS):
-                    for row in batch.to_pylist():
-                        number += 1
-                        yield number, row
-            yield from self._typed(file_range, rows())
+        def rows(f):
+            for batch in pq.ParquetFile(f).iter_batches(batch_size=CHUNK_RECORDS):
+                yield from batch.to_pylist()
+
+        yield from self._typed(file_range, rows)
+
+
+def _tell(f) -> int:
+    try:
+        return f.tell()
+    except Exception:  # noqa: BLE001 - a best-effort figure for the dead letter
+        return 0
+
+
+def _size(path: str) -> int:
+    try:
+        return FileSystems.match([path])[0].metadata_list[0].size_in_bytes
+    except Exception:  # noqa: BLE001
+        return 0
 
 
 class ReadRecordChunks(beam.PTransform):

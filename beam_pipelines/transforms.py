@@ -193,10 +193,27 @@ class ParseFn(_StageFn):
     step = "parse"
 
     def process(self, batch: RecordBatch) -> Iterator:
+        if batch.failure is not None:
+            yield self.file_dead_letter(batch)
+            return
         with no_gc():
             parsed, dead = self.parse(batch)
         yield parsed
         yield from self.emit_dead(batch, dead)
+
+    def file_dead_letter(self, batch: RecordBatch) -> beam.pvalue.TaggedOutput:
+        """A file that could not be read to its end → one dead letter (stage ``decode``) with the
+        file, the byte offset reached and the reason; counted apart from records (it is none)."""
+        failure, origin = batch.failure, batch.origin
+        self.count(f"{self.kind}.file_error.{failure.error_type}")
+        Metrics.string_set("strata", f"{self.kind}.failed_files").add(orjson.dumps(
+            {"file": origin.path, "error_type": failure.error_type, "offset": failure.offset,
+             "reason": failure.reason}).decode())
+        row = dead_letter(
+            error_type=failure.error_type, error_message=failure.reason, raw_payload=b"", source=self.source,
+            attributes={"source_file": origin.path, "format": origin.fmt, "offset": failure.offset},
+            row_key=f"{origin.key}-file", failed_at=dt.datetime.now(dt.timezone.utc))
+        return beam.pvalue.TaggedOutput(DEAD_LETTERS, DeadLetterBatch(batch.batch_id, "decode", [row]))
 
     def parse(self, batch: RecordBatch) -> tuple[ParsedChunk, list[dict]]:
         if batch.origin.typed or self.kind != "events":

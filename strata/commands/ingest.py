@@ -83,6 +83,10 @@ def run_batch(args, beam_args: list[str] | None = None) -> int:
         print(f"strata ingest batch: LOST RECORDS: read {summary.read} != accepted {summary.accepted} "
               f"+ dead-lettered {summary.dead_lettered}", file=sys.stderr)
         return 1
+    if summary.failed_files:
+        print(f"strata ingest batch: {len(summary.failed_files)} input file(s) could not be read to the end "
+              "(see raw.dead_letters, stage decode); the other files were ingested", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -95,4 +99,7 @@ def print_summary(summary) -> None:
     if summary.users_read:
         print(f"user records      {summary.users_read:>12,}   (accepted {summary.users_accepted:,}, "
               f"dead-lettered {summary.users_dead_lettered:,})")
+    for failed in summary.failed_files:
+        print(f"file not read to the end: {failed['file']}\n  {failed['error_type']} at byte {failed['offset']:,}: "
+              f"{failed['reason']}")
     print(f"throughput        {summary.events_per_s:>12,.0f} events/s  ({summary.seconds:.2f} s)")
