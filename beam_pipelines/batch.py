@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import time
 
 import apache_beam as beam
@@ -144,11 +145,32 @@ def make_runner(runner: str):
     return runner
 
 
-def run(argv: list[str], *, runner: str = "local", workers: int = 1, progress: bool = False) -> IngestSummary:
-    """Run the batch job with Beam-style ``argv`` (``--input ... --sink ...``); return its summary."""
+#: Input bytes per local worker process before another one pays for its start-up (measured with
+#: ``bench/ingest_batch.py --workers-sweep``, see BENCHMARKS.md).
+BYTES_PER_WORKER = 96 * 1024 * 1024
+
+
+def local_workers(patterns: list[str], cpus: int | None = None) -> int:
+    """Worker processes for the local runner: one per ``BYTES_PER_WORKER`` of input, at most one
+    per core."""
+    from beam_pipelines.reading import input_bytes
+
+    cpus = cpus or os.cpu_count() or 1
+    return max(1, min(cpus, input_bytes(patterns) // BYTES_PER_WORKER))
+
+
+def run(argv: list[str], *, runner: str = "local", workers: int | None = None,
+        progress: bool = False) -> IngestSummary:
+    """Run the batch job with Beam-style ``argv`` (``--input ... --sink ...``); return its summary.
+
+    ``workers``: local worker processes; ``None`` picks them from the input's size
+    (:func:`local_workers`).
+    """
     options = PipelineOptions(argv)
     opts = options.view_as(BatchIngestOptions)
     validate_batch_options(opts)
+    if workers is None:
+        workers = local_workers(opts.input) if runner in ("local", "FnApiRunner") else 1
     if workers > 1:
         options.view_as(DirectOptions).direct_num_workers = workers
         options.view_as(DirectOptions).direct_running_mode = "multi_processing"

@@ -71,21 +71,40 @@ def _struct_field(f: c.Field) -> tuple:
     return (f.name, typ) if f.required else (f.name, typ | None, absent)
 
 
+_FIELDS = [_struct_field(f) for f in c.CONTRACT_FIELDS]
 #: The compiled decoder's record type: the contract's fields in contract order.
-EventStruct = msgspec.defstruct("EventStruct", [_struct_field(f) for f in c.CONTRACT_FIELDS],
-                                forbid_unknown_fields=True, kw_only=True)
+EventStruct = msgspec.defstruct("EventStruct", _FIELDS, forbid_unknown_fields=True, kw_only=True)
+#: The same, for records with fields the contract doesn't know (kept in ``extra``).
+_LenientStruct = msgspec.defstruct("LenientEventStruct", _FIELDS, kw_only=True)
 _decode = msgspec.json.Decoder(EventStruct).decode
+_decode_lenient = msgspec.json.Decoder(_LenientStruct).decode
+_decode_top_level = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
+_KNOWN = c.CONTRACT_FIELD_NAMES
 _astuple = msgspec.structs.astuple
 _DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError)
+_UNKNOWN_FIELD = "Object contains unknown field"
 
 
-def decode(records: list[bytes]) -> tuple[list, list[int], list[int]]:
-    """Decode each record with the compiled Struct: (structs, their indices, the other indices).
+class Batch(NamedTuple):
+    """What the compiled decoder made of a list of records: ``structs`` of the records at
+    ``taken`` (their indices), with the ``extra`` JSON text and count of unknown fields of each,
+    and the indices of the records it ``refused``."""
 
-    The records it refuses -- malformed, unknown fields, wrong types, too long, ... -- are left to
-    the validator, which says why.
+    structs: list
+    taken: list[int]
+    extras: list
+    unknown: list[int]
+    refused: list[int]
+
+
+def decode(records: list[bytes]) -> Batch:
+    """Decode each record with the compiled Struct.
+
+    Records with unknown fields are decoded again, leniently, and their unknown fields' JSON text
+    gathered into ``extra`` as sent. The records it refuses -- malformed, wrong types, too long,
+    ... -- are left to the validator, which says why.
     """
-    structs, taken, refused = [], [], []
+    structs, taken, refused, unknown_fields = [], [], [], []
     keep, take, refuse = structs.append, taken.append, refused.append
     limit = c.MAX_RECORD_BYTES
     for i, record in enumerate(records):
@@ -94,11 +113,48 @@ def decode(records: list[bytes]) -> tuple[list, list[int], list[int]]:
             continue
         try:
             keep(_decode(record))
-        except _DECODE_ERRORS:
-            refuse(i)
+        except _DECODE_ERRORS as exc:
+            (unknown_fields if str(exc).startswith(_UNKNOWN_FIELD) else refused).append(i)
             continue
         take(i)
-    return structs, taken, refused
+    extras, unknown = [None] * len(structs), [0] * len(structs)
+    for i in unknown_fields:
+        decoded = _with_unknown_fields(records[i])
+        if decoded is None:
+            refuse(i)
+        else:
+            keep(decoded[0])
+            take(i)
+            extras.append(decoded[1])
+            unknown.append(decoded[2])
+    if unknown_fields:
+        refused.sort()
+    return Batch(structs, taken, extras, unknown, refused)
+
+
+def _with_unknown_fields(record: bytes) -> tuple | None:
+    """(struct, ``extra`` JSON text, number of unknown fields) of a record with unknown fields, or
+    ``None`` when the validator should look at it (malformed, a comma in an unknown key, invalid
+    UTF-8 or a repeated key inside an unknown value)."""
+    try:
+        struct = _decode_lenient(record)
+        top = _decode_top_level(record)
+    except _DECODE_ERRORS:
+        return None
+    unknown = [(k, v) for k, v in top.items() if k not in _KNOWN]
+    if any("," in k for k, _ in unknown):
+        return None  # the duplicate-key count below could not tell its commas from separators
+    extra = b"{" + b",".join(_encode_key(k) + b":" + v for k, v in unknown) + b"}"
+    try:
+        extra.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if validation.duplicate_key(extra) is not None:
+        return None
+    return struct, extra, len(unknown)
+
+
+_encode_key = msgspec.json.Encoder().encode
 
 
 # ---- columns --------------------------------------------------------------------------------------
@@ -113,16 +169,23 @@ def raw_column(raws) -> pa.Array:
 
 class Decoded(NamedTuple):
     """Decoded records of a chunk, column-wise, as the Struct gave them (``ABSENT`` / empty raw
-    for absent fields), plus how many top-level fields each record had."""
+    for absent fields, ``extra`` for the unknown ones), plus how many top-level fields each record
+    had and how many of them were unknown."""
 
     columns: dict[str, pa.Array]
     present: np.ndarray
+    unknown: np.ndarray
+
+    def filter(self, keep: np.ndarray) -> Decoded:
+        return Decoded({k: v.filter(keep) for k, v in self.columns.items()}, self.present[keep], self.unknown[keep])
 
 
-def columns(structs: list) -> Decoded:
+def columns(batch: Batch) -> Decoded:
+    structs = batch.structs
     n = len(structs)
     cols = list(zip(*map(_astuple, structs))) if structs else [()] * len(c.CONTRACT_FIELDS)
-    out, present = {}, np.zeros(n, np.int64)
+    unknown = np.array(batch.unknown, np.int64)
+    out, present = {"extra": pa.array(batch.extras, pa.binary())}, unknown.copy()
     for f, col in zip(c.CONTRACT_FIELDS, cols):
         if f.kind in _RAW_KINDS:
             arr = raw_column(col)
@@ -132,7 +195,7 @@ def columns(structs: list) -> Decoded:
             absent = ABSENT if f.kind != "integer" else _lowest(f) - 1
             present += pc.fill_null(pc.not_equal(arr, absent), True).to_numpy(zero_copy_only=False)
         out[f.name] = arr
-    return Decoded(out, present)
+    return Decoded(out, present, unknown)
 
 
 def _mask(arr) -> np.ndarray:
@@ -159,8 +222,9 @@ def _json_verdict(text: bytes) -> tuple[bool, int]:
     return validation.duplicate_key(text) is None, text.count(b",")
 
 
-def parse_suspects(records: list[bytes], decoded: Decoded) -> np.ndarray:
-    """Records whose JSON the fast path can't vouch for (the validator decodes them itself).
+def parse_suspects(records: list[bytes], taken: np.ndarray, decoded: Decoded) -> np.ndarray:
+    """Which of the decoded records (``records[taken]``) the fast path can't vouch for: the
+    validator decodes those itself.
 
     JSON objects (``properties``, ``context``) are checked once per distinct text in the chunk:
     an object, UTF-8, nesting, no duplicate key. Duplicate *top-level* keys are found by counting:
@@ -171,7 +235,7 @@ def parse_suspects(records: list[bytes], decoded: Decoded) -> np.ndarray:
     timestamps and amounts in unusual forms (checked in :func:`validate`), go to the validator.
     """
     cols = decoded.columns
-    n = len(records)
+    n = len(taken)
     suspect = np.zeros(n, bool)
     value_commas = np.zeros(n, np.int64)
     for name in _JSON_FIELDS:
@@ -184,7 +248,10 @@ def parse_suspects(records: list[bytes], decoded: Decoded) -> np.ndarray:
         value_commas += commas[index]
     for name in _STRING_FIELDS:
         suspect |= _mask(pc.match_substring(cols[name], ","))
-    commas = np.fromiter(map(bytes.count, records, itertools.repeat(b",")), np.int64, n)
+    # ``extra`` holds the unknown fields' values as sent, joined by one comma each.
+    extra_commas = pc.fill_null(pc.count_substring(cols["extra"], ","), 0).to_numpy(zero_copy_only=False)
+    value_commas += extra_commas - np.maximum(decoded.unknown - 1, 0)
+    commas = np.fromiter(map(bytes.count, records, itertools.repeat(b",")), np.int64, len(records))[taken]
     suspect |= commas - value_commas + 1 != decoded.present
     return suspect
 
@@ -310,13 +377,14 @@ def validate(decoded: Decoded, received_us: int) -> tuple[pa.Table, np.ndarray]:
         for name in required:
             suspect |= of_type & ~_mask(pc.is_valid(out[name]))
     schema = contract_schema()
-    table = pa.Table.from_arrays([out[f.name].cast(schema.field(f.name).type) for f in c.CONTRACT_FIELDS],
-                                 schema=schema)
+    table = pa.Table.from_arrays([out[f.name].cast(schema.field(f.name).type) for f in c.CONTRACT_FIELDS]
+                                 + [cols["extra"].cast(pa.string())], schema=schema)
     return table, suspect
 
 
 def contract_schema() -> pa.Schema:
-    """The contract fields' columns of ``raw.events``, all nullable (the validator enforces
-    ``required``)."""
+    """The columns of ``raw.events`` a record gives: its contract fields and ``extra``, all
+    nullable (the validator enforces ``required``)."""
     events = schemas.arrow_schema("events")
-    return pa.schema([events.field(f.name).with_nullable(True) for f in c.CONTRACT_FIELDS])
+    return pa.schema([events.field(f.name).with_nullable(True) for f in c.CONTRACT_FIELDS]
+                     + [events.field("extra")])

@@ -35,21 +35,19 @@ _BY_KIND: dict[str, Callable[[list], pa.Array]] = {
 }
 
 
-def contract_table(events: list[Event]) -> tuple[pa.Table, pa.Array]:
-    """Events from the validator → (their contract columns, their ``extra`` column)."""
+def contract_table(events: list[Event]) -> pa.Table:
+    """Events from the validator → their contract columns and ``extra``
+    (``fastpath.contract_schema``)."""
     from beam_pipelines.fastpath import contract_schema
 
     cols = list(zip(*events)) if events else [()] * len(Event._fields)
-    schema = contract_schema()
-    table = pa.Table.from_arrays([_BY_KIND[f.kind](values) for f, values in zip(c.CONTRACT_FIELDS, cols)],
-                                 schema=schema)
-    return table, _json_text(cols[-1])
+    return pa.Table.from_arrays([_BY_KIND[f.kind](values) for f, values in zip(c.CONTRACT_FIELDS, cols)]
+                                + [_json_text(cols[-1])], schema=contract_schema())
 
 
 class _Context(NamedTuple):
     batch: RecordBatch
     contract: pa.Table
-    extra: pa.Array
     origin: dict
 
 
@@ -63,19 +61,19 @@ _PIPELINE: dict[str, Callable[[_Context], object]] = {
     "message_id": lambda ctx: ctx.origin["message_id"],
     "row_key": lambda ctx: ctx.origin["row_key"],
     "pipeline_version": lambda ctx: pa.array([c.PIPELINE_VERSION] * ctx.contract.num_rows, pa.string()),
-    "extra": lambda ctx: ctx.extra,
 }
-_missing = {f.name for f in c.FIELDS if f.origin == "pipeline"} ^ set(_PIPELINE)
+_missing = {f.name for f in c.FIELDS if f.origin == "pipeline" and f.name != "extra"} ^ set(_PIPELINE)
 assert not _missing, f"pipeline columns without a provider (or providers without a column): {sorted(_missing)}"
 
 
-def events_table(batch: RecordBatch, positions: list, contract: pa.Table, extra: pa.Array) -> pa.Table:
-    """Contract columns of valid events (one row per position) → a table in ``raw.events``' schema."""
-    ctx = _Context(batch, contract, extra, batch.origin.origin_columns(positions))
+def events_table(batch: RecordBatch, positions: list, contract: pa.Table) -> pa.Table:
+    """Contract columns and ``extra`` of valid events (one row per position) → a table in
+    ``raw.events``' schema."""
+    ctx = _Context(batch, contract, batch.origin.origin_columns(positions))
     schema = schemas.arrow_schema("events")
     arrays = []
     for field in schema:
-        if field.name in c.CONTRACT_FIELD_NAMES:
+        if field.name in contract.schema.names:
             arrays.append(contract.column(field.name))
         else:
             value = _PIPELINE[field.name](ctx)

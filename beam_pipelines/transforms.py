@@ -24,6 +24,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import gc
+import os
+import itertools
+import operator
 import traceback
 from typing import Iterator, NamedTuple
 
@@ -59,10 +62,11 @@ class DeadLetterBatch(NamedTuple):
 
 
 class FastRecords(NamedTuple):
-    """Records the compiled decoder took whole: their positions, bytes and decoded columns."""
+    """Records the compiled decoder took whole: their indices in the batch, positions and decoded
+    columns."""
 
+    indices: np.ndarray
     positions: list
-    raws: list[bytes]
     decoded: fastpath.Decoded
 
 
@@ -99,6 +103,14 @@ class RowsPart(NamedTuple):
 
 
 register_coders(RecordBatch, ParsedChunk, ValidChunk, RowsPart, DeadLetterBatch)
+
+
+def _pick(items: list, indices: np.ndarray) -> list:
+    """``[items[i] for i in indices]``, gathered in C."""
+    if len(indices) == 0:
+        return []
+    picked = operator.itemgetter(*indices.tolist())(items)
+    return list(picked) if len(indices) > 1 else [picked]
 _JSON_FIELDS = tuple(f.name for f in (*c.CONTRACT_FIELDS, *c.USER_FIELDS) if f.kind == "json")
 
 
@@ -183,6 +195,12 @@ def _from_typed_record(record: dict) -> tuple[bytes, dict, dict]:
     return raw, obj, texts
 
 
+def fast_path_enabled() -> bool:
+    """``STRATA_FAST_PATH=off`` sends every record through the validator: a kill switch should the
+    compiled path ever be suspected, and the per-record baseline of ``bench/ingest_batch.py``."""
+    return os.environ.get("STRATA_FAST_PATH", "on").lower() not in ("0", "off", "false", "no")
+
+
 class ParseFn(_StageFn):
     """Bytes of one JSON object per record (NDJSON lines, message data), or typed rows → objects.
 
@@ -191,6 +209,10 @@ class ParseFn(_StageFn):
     """
 
     step = "parse"
+
+    def __init__(self, source: str = "batch", kind: str = "events"):
+        super().__init__(source, kind)
+        self.fast = kind == "events" and fast_path_enabled()  # decided where the job is built
 
     def process(self, batch: RecordBatch) -> Iterator:
         if batch.failure is not None:
@@ -216,19 +238,16 @@ class ParseFn(_StageFn):
         return beam.pvalue.TaggedOutput(DEAD_LETTERS, DeadLetterBatch(batch.batch_id, "decode", [row]))
 
     def parse(self, batch: RecordBatch) -> tuple[ParsedChunk, list[dict]]:
-        if batch.origin.typed or self.kind != "events":
+        if batch.origin.typed or not self.fast:
             return self._parse_slowly(batch, range(len(batch.records)))
         records = batch.records
-        structs, taken, refused = fastpath.decode(records)
-        decoded = fastpath.columns(structs)
-        suspect = fastpath.parse_suspects([records[i] for i in taken], decoded)
-        keep = ~suspect
-        taken = np.asarray(taken, np.int64)
-        kept = taken[keep].tolist()
-        fast = FastRecords([batch.positions[i] for i in kept], [records[i] for i in kept],
-                           fastpath.Decoded({k: v.filter(keep) for k, v in decoded.columns.items()},
-                                            decoded.present[keep]))
-        parsed, dead = self._parse_slowly(batch, sorted(refused + taken[suspect].tolist()))
+        decoded_batch = fastpath.decode(records)
+        decoded = fastpath.columns(decoded_batch)
+        taken = np.asarray(decoded_batch.taken, np.int64)
+        suspect = fastpath.parse_suspects(records, taken, decoded)
+        kept = taken[~suspect]
+        fast = FastRecords(kept, _pick(batch.positions, kept), decoded.filter(~suspect))
+        parsed, dead = self._parse_slowly(batch, sorted(decoded_batch.refused + taken[suspect].tolist()))
         return parsed._replace(fast=fast), dead
 
     def _parse_slowly(self, batch: RecordBatch, indices) -> tuple[ParsedChunk, list[dict]]:
@@ -299,10 +318,10 @@ class _ValidateFn(_StageFn):
             fast = parsed.fast
             table, suspect = fastpath.validate(fast.decoded, batch.received_us)
             table = table.filter(~suspect)
-            rows = np.flatnonzero(suspect).tolist()
-            positions += [fast.positions[i] for i in rows]
-            objects += [(fast.raws[i], None, None) for i in rows]
-            fast_positions = [p for p, s in zip(fast.positions, suspect.tolist()) if not s]
+            rows = np.flatnonzero(suspect)
+            positions += _pick(fast.positions, rows)
+            objects += [(batch.records[i], None, None) for i in fast.indices[rows].tolist()]
+            fast_positions = list(itertools.compress(fast.positions, (~suspect).tolist()))
         records, valid_positions, raws, dead = self._validate_slowly(batch, positions, objects)
         if table is not None:
             valid_positions = fast_positions + valid_positions
@@ -391,7 +410,7 @@ class EnrichFn(_StageFn):
         n_fast = fast.num_rows
         positions, events, raws, dead = valid.positions[n_fast:], valid.records, valid.raws, []
         try:
-            slow, extra = contract_table(events)
+            slow = contract_table(events)
         except Exception:  # noqa: BLE001 - isolate the record that breaks conversion
             keep = []
             for i, event in enumerate(events):
@@ -402,10 +421,9 @@ class EnrichFn(_StageFn):
                     dead.append(self.reject(batch, positions[i], raws[i], "enrich_failed", repr(exc),
                                             event.event_id, traceback.format_exc()))
             positions = [positions[i] for i in keep]
-            slow, extra = contract_table([events[i] for i in keep])
+            slow = contract_table([events[i] for i in keep])
         positions = valid.positions[:n_fast] + positions
-        extra = pa.concat_arrays([pa.nulls(n_fast, pa.string()), extra])
-        table = events_table(batch, positions, pa.concat_tables([fast, slow]), extra)
+        table = events_table(batch, positions, pa.concat_tables([fast, slow]))
         self.count("events_enriched", table.num_rows)
         yield RowsPart("events", batch.batch_id, table)
         user_pos, users = signup_users(table, positions)

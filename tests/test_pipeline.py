@@ -136,6 +136,21 @@ def test_validate_routes_each_rule_breach_and_keeps_the_rest():
         ("invalid_platform", "e-3", raws[2]), ("missing_amount", "e-2", raws[1])]
 
 
+def test_hostile_records_are_typed_dead_letters_on_the_fast_path_too():
+    deep = line(event_id="e-deep").replace(b'"event_id"', b'"properties":' + b'{"a":' * 299 + b'{}' + b'}' * 299
+                                           + b',"event_id"')
+    raws = [line(event_id="e-ok"), deep, line(event_id="e-v", schema_version=2**64 - 1),
+            line(event_id="e-ws", user_id=" \t "), line(event_id="e-nul", anonymous_id="a\x00"),
+            line(event_id="e-amt", event_type="purchase", amount=1e20, currency="USD"),
+            line(event_id="e-dup")[:-1] + b',"user_id":"u-2"}']
+    (parsed,), dead_p = split(list(ParseFn().process(chunk(raws))))
+    (valid,), dead_v = split(list(ValidateFn().process(parsed)))
+    assert valid.table.column("event_id").to_pylist() == ["e-ok"] and not valid.records
+    got = {r["row_key"].rsplit("-", 1)[1]: r["error_type"] for b in dead_p + dead_v for r in b.rows}
+    assert got == {"2": "nesting_too_deep", "3": "invalid_schema_version", "4": "invalid_id", "5": "invalid_id",
+                   "6": "invalid_amount", "7": "duplicate_key"}
+
+
 def test_a_validator_bug_dead_letters_instead_of_crashing(monkeypatch):
     from beam_pipelines import transforms
 
@@ -143,7 +158,7 @@ def test_a_validator_bug_dead_letters_instead_of_crashing(monkeypatch):
         raise KeyError("bug")
 
     monkeypatch.setattr(transforms, "validate", boom)
-    (parsed,), _ = split(list(ParseFn().process(chunk([line(utm="unknown fields take the validator")]))))
+    (parsed,), _ = split(list(ParseFn().process(chunk([line(user_id="ユーザー")]))))
     (valid,), dead = split(list(ValidateFn().process(parsed)))
     assert valid.records == [] and dead[0].rows[0]["error_type"] == "unexpected_error"
     assert "KeyError" in orjson.loads(dead[0].rows[0]["attributes"])["stacktrace"]

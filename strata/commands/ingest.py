@@ -34,8 +34,9 @@ def register(sub) -> None:
     b.add_argument("--bq-endpoint", help="BigQuery sink: loopback URL of a fake/emulator (tests, local runs)")
     b.add_argument("--runner", default="local",
                    help="local (Beam's in-process FnApiRunner, default) or a Beam runner such as DataflowRunner")
-    b.add_argument("--workers", type=int, default=1,
-                   help="local runner: worker processes (default 1; 2 uses both cores)")
+    b.add_argument("--workers", type=int, default=None,
+                   help="local runner: worker processes (default: one per 96 MiB of input, at most one per "
+                        "core; small inputs run in this process)")
     b.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
     b.set_defaults(func=run_batch)
 
@@ -66,7 +67,7 @@ def run_batch(args, beam_args: list[str] | None = None) -> int:
         if args.bq_endpoint:
             argv.append(f"--bq_endpoint={args.bq_endpoint}")
     argv += list(beam_args or getattr(args, "beam_args", []) or [])
-    if args.workers < 1:
+    if args.workers is not None and args.workers < 1:
         print("strata ingest batch: --workers must be >= 1", file=sys.stderr)
         return 2
     try:

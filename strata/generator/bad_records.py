@@ -230,7 +230,9 @@ RECIPES: dict[str, tuple[bool, list[tuple[bool, Callable[[dict], dict | bytes]]]
                                  (True, _set(properties=_deep(c.MAX_NESTING_LEVELS + 4))),
                                  (True, _set(context=_deep(c.MAX_NESTING_LEVELS + 2))),
                                  (True, _set(properties=_deep_list(c.MAX_NESTING_LEVELS + 1))),
-                                 (False, _deep_bytes(300))]),
+                                 # deep, but below the 128 levels past which DuckDB's read_json (the
+                                 # benchmark's ceiling) refuses a whole file; 300 levels are tested apart
+                                 (False, _deep_bytes(120))]),
     "invalid_schema_version": (False, [(True, _set(schema_version=0)), (True, _set(schema_version=-1)),
                                        (False, _set(schema_version="1")), (False, _set(schema_version=1.5)),
                                        (False, _set(schema_version=True)), (False, _set(schema_version=2**64 - 1))]),
