@@ -45,10 +45,10 @@ AMOUNT_LIMIT = 10 ** AMOUNT_LIMIT_EXPONENT
 #: ``integer`` fields are INT64 in every sink.
 INT64_MAX = 2 ** 63 - 1
 #: The duplicate-key rule. RFC 8259 leaves duplicate keys' meaning open and readers disagree (Python
-#: keeps the last value, DuckDB's and BigQuery's JSON functions find the first), so a record in which
-#: any object -- the record itself, ``properties``, ``context`` or anything nested -- holds the same
-#: key twice is rejected as ``duplicate_key``: no reader downstream can see a value the validator
-#: did not check.
+#: keeps the last value, DuckDB's JSON functions find the first, Snowflake refuses the object), so a
+#: record in which any object -- the record itself, ``properties``, ``context`` or anything nested --
+#: holds the same key twice is rejected as ``duplicate_key``: no reader downstream can see a value
+#: the validator did not check.
 DUPLICATE_KEYS = "reject"
 
 

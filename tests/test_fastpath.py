@@ -181,3 +181,48 @@ def test_mutated_records_get_the_same_verdicts_either_way(tmp_path, monkeypatch)
     assert 500 < len(fast_dead) < len(records) - 500  # both verdicts well represented
     assert fast_rows == slow_rows
     assert fast_dead == slow_dead
+
+
+ADD_A_FIELD = r'''
+import json, pathlib, sys
+from strata_core import contract as c
+
+# Declare one more field in the contract, as its maintainer would, and nowhere else.
+source = pathlib.Path(c.__file__).read_text()
+marker = "    # ---- added by the pipeline"
+field = '    Field("campaign_id", "string", "Marketing campaign id.", max_length=12, identifier=True),\n'
+assert marker in source
+exec(compile(source.replace(marker, field + marker, 1), c.__file__, "exec"), c.__dict__)
+
+from strata import cli, docs, warehouse  # everything else derives from the contract when imported
+status = cli.main(["ingest", "batch", "--input", sys.argv[1], "--json"])
+_, rows = warehouse.query("select event_id, campaign_id, extra from raw.events order by event_id")
+_, dead = warehouse.query("select event_id, error_type from raw.dead_letters order by event_id")
+print(json.dumps({"status": status, "rows": rows, "dead": dead, "docs": docs.render()}, default=str))
+'''
+
+
+def test_a_field_added_to_the_contract_flows_to_raw_events_and_the_docs(tmp_path):
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    base = {"event_type": "page_view", "user_id": "u", "event_timestamp": "2026-06-15T10:00:00Z"}
+    lines = [{"event_id": "e1", "campaign_id": "spring-26", **base},
+             {"event_id": "e2", **base},
+             {"event_id": "e3", "campaign_id": "x" * 13, **base},
+             {"event_id": "e4", "campaign_id": "  ", **base},
+             {"event_id": "e5", "campaign_id": 7, **base}]
+    (tmp_path / "in.jsonl").write_bytes(b"\n".join(orjson.dumps(x) for x in lines))
+    env = {**os.environ, "STRATA_HOME": str(tmp_path / "home"), "PYTHONPATH": str(root)}
+    done = subprocess.run([sys.executable, "-c", ADD_A_FIELD, str(tmp_path / "in.jsonl")], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["status"] == 0
+    assert result["rows"] == [["e1", "spring-26", None], ["e2", None, None]]  # a column, not `extra`
+    assert result["dead"] == [["e3", "field_too_long"], ["e4", "invalid_id"], ["e5", "invalid_type"]]
+    assert "| `campaign_id` |  | STRING | string | ≤ 12 chars; not only whitespace, no NUL | Marketing campaign id. |" \
+        in result["docs"]
