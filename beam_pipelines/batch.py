@@ -147,16 +147,23 @@ def make_runner(runner: str):
 
 #: Input bytes per local worker process before another one pays for its start-up (measured with
 #: ``bench/ingest_batch.py --workers-sweep``, see BENCHMARKS.md).
-BYTES_PER_WORKER = 96 * 1024 * 1024
+BYTES_PER_WORKER = 128 * 1024 * 1024
 
 
-def local_workers(patterns: list[str], cpus: int | None = None) -> int:
+def local_workers(patterns: list[str], cpus: int | None = None, busy: float | None = None) -> int:
     """Worker processes for the local runner: one per ``BYTES_PER_WORKER`` of input, at most one
-    per core."""
+    per idle core.
+
+    Each worker process starts a Python and imports Beam again (1-2 s of a core), which pays only
+    when there is a core to run it on: on a machine already busy (``busy``: the 1-minute load
+    average), extra processes only take turns and the job gets slower, so it stays in one.
+    """
     from beam_pipelines.reading import input_bytes
 
     cpus = cpus or os.cpu_count() or 1
-    return max(1, min(cpus, input_bytes(patterns) // BYTES_PER_WORKER))
+    busy = os.getloadavg()[0] if busy is None else busy
+    idle = max(1, int(cpus - busy + 0.5))
+    return max(1, min(idle, input_bytes(patterns) // BYTES_PER_WORKER))
 
 
 def run(argv: list[str], *, runner: str = "local", workers: int | None = None,

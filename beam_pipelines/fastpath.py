@@ -72,10 +72,12 @@ def _struct_field(f: c.Field) -> tuple:
 
 
 _FIELDS = [_struct_field(f) for f in c.CONTRACT_FIELDS]
-#: The compiled decoder's record type: the contract's fields in contract order.
-EventStruct = msgspec.defstruct("EventStruct", _FIELDS, forbid_unknown_fields=True, kw_only=True)
+#: The compiled decoder's record type: the contract's fields in contract order. Its values are
+#: scalars and raw text, never containers, so it can't be part of a cycle: ``gc=False`` spares the
+#: collector tens of thousands of objects per batch.
+EventStruct = msgspec.defstruct("EventStruct", _FIELDS, forbid_unknown_fields=True, kw_only=True, gc=False)
 #: The same, for records with fields the contract doesn't know (kept in ``extra``).
-_LenientStruct = msgspec.defstruct("LenientEventStruct", _FIELDS, kw_only=True)
+_LenientStruct = msgspec.defstruct("LenientEventStruct", _FIELDS, kw_only=True, gc=False)
 _decode = msgspec.json.Decoder(EventStruct).decode
 _decode_lenient = msgspec.json.Decoder(_LenientStruct).decode
 _decode_top_level = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
@@ -104,31 +106,34 @@ def decode(records: list[bytes]) -> Batch:
     gathered into ``extra`` as sent. The records it refuses -- malformed, wrong types, too long,
     ... -- are left to the validator, which says why.
     """
-    structs, taken, refused, unknown_fields = [], [], [], []
-    keep, take, refuse = structs.append, taken.append, refused.append
-    limit = c.MAX_RECORD_BYTES
+    structs, refused, unknown_fields = [], [], []
+    keep = structs.append
+    too_large = c.MAX_RECORD_BYTES
+    if records and max(map(len, records)) > too_large:
+        refused = [i for i, record in enumerate(records) if len(record) > too_large]
+        records = [b"" if len(record) > too_large else record for record in records]  # b"" never decodes
     for i, record in enumerate(records):
-        if len(record) > limit:
-            refuse(i)
-            continue
         try:
             keep(_decode(record))
         except _DECODE_ERRORS as exc:
-            (unknown_fields if str(exc).startswith(_UNKNOWN_FIELD) else refused).append(i)
-            continue
-        take(i)
+            if str(exc).startswith(_UNKNOWN_FIELD):
+                unknown_fields.append(i)
+            elif record:
+                refused.append(i)
+    decoded_whole = np.ones(len(records), bool)
+    decoded_whole[refused + unknown_fields] = False
+    taken = np.flatnonzero(decoded_whole).tolist()
     extras, unknown = [None] * len(structs), [0] * len(structs)
     for i in unknown_fields:
         decoded = _with_unknown_fields(records[i])
         if decoded is None:
-            refuse(i)
+            refused.append(i)
         else:
             keep(decoded[0])
-            take(i)
+            taken.append(i)
             extras.append(decoded[1])
             unknown.append(decoded[2])
-    if unknown_fields:
-        refused.sort()
+    refused.sort()
     return Batch(structs, taken, extras, unknown, refused)
 
 
@@ -209,17 +214,53 @@ _JSON_FIELDS = tuple(f.name for f in c.CONTRACT_FIELDS if f.kind == "json")
 _STRING_FIELDS = tuple(f.name for f in c.CONTRACT_FIELDS if f.kind in ("string", "enum"))
 
 
-def _json_verdict(text: bytes) -> tuple[bool, int]:
-    """(can the fast path take this JSON value of a ``json`` field, its commas)."""
-    if not text or text == b"null":
-        return True, 0
-    if text[:1] != b"{" or text.count(b"{") + text.count(b"[") > c.MAX_NESTING_LEVELS:
-        return False, 0  # not an object, or maybe too deep: the validator says which
-    try:
-        text.decode("utf-8")  # msgspec.Raw does not look inside strings
-    except UnicodeDecodeError:
-        return False, 0
-    return validation.duplicate_key(text) is None, text.count(b",")
+def _json_verdicts(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """For distinct JSON texts of a ``json`` field: (can the fast path take it, its commas).
+
+    Takeable: absent or null, or valid UTF-8 (``msgspec.Raw`` does not look inside strings), an
+    object, few enough brackets to be within the nesting limit, and no key twice in one object.
+    The last is settled column-wise for texts in which no key *name* repeats anywhere (the usual
+    case); the others get the exact check (:func:`validation.duplicate_key`).
+    """
+    m = len(texts)
+    values = texts.to_pylist()
+    ok = np.ones(m, bool)
+    for i, text in enumerate(values):
+        try:
+            text.decode("utf-8")
+        except UnicodeDecodeError:
+            ok[i] = False
+    absent = _mask(pc.or_(pc.equal(pc.binary_length(texts), 0), pc.equal(texts, b"null")))
+    text = _text(pc.if_else(pa.array(ok), texts, pa.scalar(b"{}", texts.type)))
+    ok &= absent | _mask(pc.starts_with(text, "{"))
+    brackets = (pc.count_substring(text, "{").to_numpy(zero_copy_only=False)
+                + pc.count_substring(text, "[").to_numpy(zero_copy_only=False))
+    ok &= brackets <= c.MAX_NESTING_LEVELS
+    commas = pc.count_substring(text, ",").to_numpy(zero_copy_only=False)
+    exact = ok & ~absent & (commas > 0) & (_mask(pc.match_substring(text, "\\")) | _names_repeat(text))
+    for i in np.flatnonzero(exact).tolist():
+        ok[i] = validation.duplicate_key(values[i]) is None
+    return ok, commas
+
+
+def _names_repeat(text: pa.Array) -> np.ndarray:
+    """Texts (JSON without backslashes) in which some key name appears twice, in any objects.
+
+    Without backslashes every ``"`` delimits a string, so splitting at them alternates structure
+    and string contents; a string is a key when the structure after it starts with ``:``.
+    """
+    parts = pc.split_pattern(text, '"')
+    flat = pc.list_flatten(parts)
+    parent = pc.list_parent_indices(parts).to_numpy()
+    index = np.arange(len(flat)) - parts.offsets.to_numpy()[parent]
+    after = np.append(_mask(pc.match_substring_regex(flat, r"^\s*:")), False)[1:]
+    is_key = (index % 2 == 1) & after
+    keys = pa.table({"row": parent[is_key], "key": flat.filter(pa.array(is_key))})
+    counts = keys.group_by(["row", "key"]).aggregate([("key", "count")])
+    repeated = counts.filter(pc.greater(counts["key_count"], 1))["row"].to_numpy()
+    out = np.zeros(len(text), bool)
+    out[repeated] = True
+    return out
 
 
 def parse_suspects(records: list[bytes], taken: np.ndarray, decoded: Decoded) -> np.ndarray:
@@ -240,9 +281,7 @@ def parse_suspects(records: list[bytes], taken: np.ndarray, decoded: Decoded) ->
     value_commas = np.zeros(n, np.int64)
     for name in _JSON_FIELDS:
         encoded = pc.dictionary_encode(cols[name])
-        verdicts = [_json_verdict(text) for text in encoded.dictionary.to_pylist()]
-        ok = np.fromiter((v[0] for v in verdicts), bool, len(verdicts))
-        commas = np.fromiter((v[1] for v in verdicts), np.int64, len(verdicts))
+        ok, commas = _json_verdicts(encoded.dictionary)
         index = encoded.indices.to_numpy()
         suspect |= ~ok[index]
         value_commas += commas[index]

@@ -24,9 +24,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import gc
-import os
 import itertools
 import operator
+import os
 import traceback
 from typing import Iterator, NamedTuple
 
@@ -41,7 +41,8 @@ from beam_pipelines import fastpath
 from beam_pipelines.coders import register as register_coders
 from beam_pipelines.deadletters import dead_letter
 from beam_pipelines.records import RecordBatch
-from beam_pipelines.rows import contract_table, dead_letters_table, events_table, signup_users, users_table
+from beam_pipelines.rows import contract_table, events_table, signup_users, users_table
+from beam_pipelines.rows import dead_letters_table  # noqa: F401  (the sinks' import of it)
 from beam_pipelines.validation import (Event, Rejected, UserRecord, decode, duplicate_key, json_texts, validate,
                                        validate_user)
 
@@ -111,6 +112,8 @@ def _pick(items: list, indices: np.ndarray) -> list:
         return []
     picked = operator.itemgetter(*indices.tolist())(items)
     return list(picked) if len(indices) > 1 else [picked]
+
+
 _JSON_FIELDS = tuple(f.name for f in (*c.CONTRACT_FIELDS, *c.USER_FIELDS) if f.kind == "json")
 
 
