@@ -172,7 +172,7 @@ def _missing(f: c.Field, event_id: str | None):
     raise Rejected("missing_field", f"required field `{f.name}` is missing or null; send {_hint(f)}", event_id)
 
 
-def _string(f: c.Field, value: Any, received_us: int, event_id: str | None) -> str | None:
+def _string(f: c.Field, value: Any, received_us: int, event_id: str | None, text: bytes | None = None) -> str | None:
     """Strings: type, length, the id rule, the pattern. An empty optional string without a
     pattern means absent (``""`` ids are as good as none)."""
     if type(value) is not str:
@@ -195,14 +195,14 @@ def _string(f: c.Field, value: Any, received_us: int, event_id: str | None) -> s
     return value
 
 
-def _enum(f: c.Field, value: Any, received_us: int, event_id: str | None) -> str:
+def _enum(f: c.Field, value: Any, received_us: int, event_id: str | None, text: bytes | None = None) -> str:
     if type(value) is not str or value not in f.choices:
         raise Rejected(f.error_type or "invalid_type",
                        f"`{f.name}` {value!r} is not one of {', '.join(f.choices)}", event_id)
     return value
 
 
-def _timestamp(f: c.Field, value: Any, received_us: int, event_id: str | None) -> int:
+def _timestamp(f: c.Field, value: Any, received_us: int, event_id: str | None, text: bytes | None = None) -> int:
     """RFC 3339 text with an offset, or integer epoch milliseconds → UTC epoch microseconds."""
     name = f.name
     kind = type(value)
@@ -230,7 +230,7 @@ def _timestamp(f: c.Field, value: Any, received_us: int, event_id: str | None) -
     return ts_us
 
 
-def _decimal(f: c.Field, value: Any, received_us: int, event_id: str | None) -> decimal.Decimal:
+def _decimal(f: c.Field, value: Any, received_us: int, event_id: str | None, text: bytes | None = None) -> decimal.Decimal:
     """A JSON number → an exact ``Decimal`` in [minimum, AMOUNT_LIMIT) with <= AMOUNT_SCALE places."""
     kind = type(value)
     if kind is decimal.Decimal or kind is int:
@@ -252,7 +252,7 @@ def _decimal(f: c.Field, value: Any, received_us: int, event_id: str | None) -> 
     return amount
 
 
-def _integer(f: c.Field, value: Any, received_us: int, event_id: str | None) -> int:
+def _integer(f: c.Field, value: Any, received_us: int, event_id: str | None, text: bytes | None = None) -> int:
     low = -c.INT64_MAX - 1 if f.minimum is None else f.minimum
     if type(value) is not int or not low <= value <= c.INT64_MAX:
         raise Rejected(f.error_type or "invalid_type", f"`{f.name}` must be an integer in [{low}, 2^63 - 1], "
@@ -261,7 +261,8 @@ def _integer(f: c.Field, value: Any, received_us: int, event_id: str | None) -> 
 
 
 def _json(f: c.Field, value: Any, received_us: int, event_id: str | None, text: bytes | None = None) -> bytes:
-    """A JSON object nesting <= MAX_NESTING_LEVELS levels → its JSON text, kept as sent."""
+    """A JSON object nesting <= MAX_NESTING_LEVELS levels → its JSON text: ``text``, as sent, when
+    there is one (the other kinds' rules ignore ``text``)."""
     if type(value) is not dict:
         raise Rejected(f.error_type or "invalid_type", f"`{f.name}` must be a JSON object, got {_json_kind(value)}",
                        event_id)
@@ -331,10 +332,8 @@ def validate(obj: dict, received_us: int, texts: dict[str, bytes] | None = None)
             if f.required:
                 _missing(f, event_id)
             normalised = f.default if f.kind == "integer" else None
-        elif f.kind == "json":
-            normalised = _json(f, value, received_us, event_id, texts.get(f.name) if texts else None)
         else:
-            normalised = rule(f, value, received_us, event_id)
+            normalised = rule(f, value, received_us, event_id, texts.get(f.name) if texts else None)
         values.append(normalised)
         if f.name == "event_id":
             event_id = normalised
