@@ -84,6 +84,8 @@ class IngestSummary:
     #: Input files that could not be read to their end (one file-level dead letter each):
     #: ``file``, ``error_type``, ``offset`` (bytes read), ``reason``.
     failed_files: list[dict] = dataclasses.field(default_factory=list)
+    #: Local worker processes the job ran on.
+    workers: int = 1
 
     @property
     def events_per_s(self) -> float:
@@ -101,7 +103,7 @@ class IngestSummary:
                 "users": {"read": self.users_read, "accepted": self.users_accepted,
                           "dead_lettered": self.users_dead_lettered},
                 "seconds": round(self.seconds, 3), "balanced": self.balanced,
-                "failed_files": self.failed_files}
+                "failed_files": self.failed_files, "workers": self.workers}
 
 
 def summarize(result, seconds: float) -> IngestSummary:
@@ -145,9 +147,11 @@ def make_runner(runner: str):
     return runner
 
 
-#: Input bytes per local worker process before another one pays for its start-up (measured with
-#: ``bench/ingest_batch.py --workers-sweep``, see BENCHMARKS.md).
-BYTES_PER_WORKER = 128 * 1024 * 1024
+#: Input bytes per local worker process. A worker process costs about 3 s of a core before its
+#: first record (a Python, and Beam's import), and the job costs about 12 µs of a core per event
+#: (about 400 bytes): a second process pays once half the work exceeds its start-up, about 500k
+#: events or 200 MB, and more with an uneven split. See BENCHMARKS.md (``--workers-sweep``).
+BYTES_PER_WORKER = 256 * 1024 * 1024
 
 
 def local_workers(patterns: list[str], cpus: int | None = None, busy: float | None = None) -> int:
@@ -189,7 +193,7 @@ def run(argv: list[str], *, runner: str = "local", workers: int | None = None,
     build_pipeline(p, opts, progress=progress)
     result = p.run()
     result.wait_until_finish()
-    return summarize(result, time.perf_counter() - started)
+    return dataclasses.replace(summarize(result, time.perf_counter() - started), workers=workers)
 
 
 def main(argv: list[str] | None = None) -> None:

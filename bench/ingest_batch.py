@@ -211,7 +211,8 @@ def main() -> int:
                 assert summary["read"] == n and summary["balanced"], (name, summary)
                 assert summary["accepted"] == truth["accepted"], (name, summary["accepted"], truth["accepted"])
             best[name] = min(best.get(name, seconds), seconds)
-            print(f"{name:<16}{n / seconds:>12,.0f} events/s  ({seconds:.2f} s)", file=sys.stderr, flush=True)
+            workers = f", {summary['workers']} worker(s)" if summary else ""
+            print(f"{name:<16}{n / seconds:>12,.0f} events/s  ({seconds:.2f} s{workers})", file=sys.stderr, flush=True)
 
     results = {"records": n, "files": len(files), "input_mb": round(sum(f.stat().st_size for f in files) / 1e6),
                "cores": os.cpu_count(),

@@ -35,7 +35,7 @@ def register(sub) -> None:
     b.add_argument("--runner", default="local",
                    help="local (Beam's in-process FnApiRunner, default) or a Beam runner such as DataflowRunner")
     b.add_argument("--workers", type=int, default=None,
-                   help="local runner: worker processes (default: one per 128 MiB of input, at most one per "
+                   help="local runner: worker processes (default: one per 256 MiB of input, at most one per "
                         "idle core; small inputs, or a busy machine, run in this process)")
     b.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
     b.set_defaults(func=run_batch)
@@ -103,4 +103,5 @@ def print_summary(summary) -> None:
     for failed in summary.failed_files:
         print(f"file not read to the end: {failed['file']}\n  {failed['error_type']} at byte {failed['offset']:,}: "
               f"{failed['reason']}")
-    print(f"throughput        {summary.events_per_s:>12,.0f} events/s  ({summary.seconds:.2f} s)")
+    print(f"throughput        {summary.events_per_s:>12,.0f} events/s  ({summary.seconds:.2f} s, "
+          f"{summary.workers} worker process{'es' if summary.workers > 1 else ''})")
