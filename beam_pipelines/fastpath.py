@@ -186,8 +186,9 @@ class Decoded(NamedTuple):
 
 
 def columns(batch: Batch) -> Decoded:
+    """The decoded records' fields as Arrow columns (one conversion per field, raw JSON text
+    joined in one copy), and how many fields each record had."""
     structs = batch.structs
-    n = len(structs)
     cols = list(zip(*map(_astuple, structs))) if structs else [()] * len(c.CONTRACT_FIELDS)
     unknown = np.array(batch.unknown, np.int64)
     out, present = {"extra": pa.array(batch.extras, pa.binary())}, unknown.copy()

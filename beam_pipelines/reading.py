@@ -19,7 +19,6 @@ into one dead letter for the file (``contract.FILE_ERROR_TYPES``); the other fil
 from __future__ import annotations
 
 import bz2
-import itertools
 import re
 import sys
 import time
@@ -27,7 +26,6 @@ import zlib
 from typing import Iterator, NamedTuple
 
 import apache_beam as beam
-import numpy as np
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
@@ -50,6 +48,8 @@ _WHITESPACE = b" \t\r\n\f\v"
 #: A line that starts with whitespace (it may be blank).
 _INDENT = (b" ", b"\t", b"\r", b"\f", b"\v")
 _INDENTED = re.compile(rb"\n[ \t\r\f\v]")
+_CRLF = re.compile(rb"\r(?=\n)")
+_ZLIB = type(zlib.decompressobj())
 
 _EXTENSIONS = {
     ".jsonl": "ndjson", ".ndjson": "ndjson", ".json": "ndjson",
@@ -235,10 +235,6 @@ class _Source:
 
 
 # ---- NDJSON lines ---------------------------------------------------------------------------------
-
-_CRLF = re.compile(rb"\r(?=\n)")
-_ZLIB = type(zlib.decompressobj())
-
 
 def _line_indices(text: bytes, offsets) -> Iterator[int]:
     """Index of the line (of ``text`` split at ``\n``) holding each of the increasing ``offsets``."""
