@@ -152,9 +152,9 @@ def _with_unknown_fields(record: bytes) -> tuple | None:
     extra = b"{" + b",".join(_encode_key(k) + b":" + v for k, v in unknown) + b"}"
     try:
         extra.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    if validation.duplicate_key(extra) is not None:
+        if validation.duplicate_key(extra) is not None:
+            return None
+    except (UnicodeDecodeError, RecursionError):
         return None
     return struct, extra, len(unknown)
 
