@@ -21,7 +21,8 @@ requirement files pin the validated sets, and ``requirements.txt`` is the union 
 
 from setuptools import find_packages, setup
 
-INGEST = ["apache-beam[gcp]>=2.77,<3", "fastavro>=1.9", "pyarrow>=15", "orjson>=3.9"]
+INGEST = ["apache-beam[gcp]>=2.77,<3", "fastavro>=1.9", "pyarrow>=15", "orjson>=3.9", "msgspec>=0.19",
+          "numpy>=1.26"]
 API = ["django>=5.2", "graphene-django>=3.2", "django-redis>=5", "redis>=5", "sqlalchemy>=2",
        "sqlalchemy-bigquery>=1.11", "dj-database-url>=2", "psycopg[binary]>=3.1", "granian>=2.8",
        "gunicorn>=22", "msgpack>=1.0", "orjson>=3.9"]

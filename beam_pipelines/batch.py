@@ -8,7 +8,9 @@ the job's Beam counters, so the same figures come back from every runner.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
+import os
 import time
 
 import apache_beam as beam
@@ -80,6 +82,11 @@ class IngestSummary:
     users_accepted: int
     users_dead_lettered: int
     seconds: float
+    #: Input files that could not be read to their end (one file-level dead letter each):
+    #: ``file``, ``error_type``, ``offset`` (bytes read), ``reason``.
+    failed_files: list[dict] = dataclasses.field(default_factory=list)
+    #: Local worker processes the job ran on.
+    workers: int = 1
 
     @property
     def events_per_s(self) -> float:
@@ -96,14 +103,20 @@ class IngestSummary:
                 "events_per_s": round(self.events_per_s, 1), "blank_lines": self.blank_lines,
                 "users": {"read": self.users_read, "accepted": self.users_accepted,
                           "dead_lettered": self.users_dead_lettered},
-                "seconds": round(self.seconds, 3), "balanced": self.balanced}
+                "seconds": round(self.seconds, 3), "balanced": self.balanced,
+                "failed_files": self.failed_files, "workers": self.workers}
 
 
 def summarize(result, seconds: float) -> IngestSummary:
     totals: dict[str, int] = {}
-    for counter in result.metrics().query(MetricsFilter().with_namespace("strata"))["counters"]:
+    metrics = result.metrics().query(MetricsFilter().with_namespace("strata"))
+    for counter in metrics["counters"]:
         value = counter.committed if counter.committed is not None else counter.attempted
         totals[counter.key.metric.name] = totals.get(counter.key.metric.name, 0) + int(value or 0)
+    failed = set()
+    for string_set in metrics.get("string_sets", []):
+        if string_set.key.metric.name.endswith(".failed_files"):
+            failed |= set(string_set.committed if string_set.committed is not None else string_set.attempted or ())
 
     def dead(kind: str) -> dict[str, int]:
         prefix = f"{kind}.dead_letter."
@@ -119,7 +132,8 @@ def summarize(result, seconds: float) -> IngestSummary:
         read=totals.get("events_read", 0), blank_lines=totals.get("events_blank_lines", 0),
         accepted=accepted, dead_lettered=sum(by_error.values()), by_error_type=by_error,
         users_read=totals.get("users_read", 0), users_accepted=totals.get("users_valid", 0),
-        users_dead_lettered=sum(users_dead.values()), seconds=seconds)
+        users_dead_lettered=sum(users_dead.values()), seconds=seconds,
+        failed_files=sorted((json.loads(f) for f in failed), key=lambda f: f["file"]))
 
 
 def make_runner(runner: str):
@@ -134,11 +148,41 @@ def make_runner(runner: str):
     return runner
 
 
-def run(argv: list[str], *, runner: str = "local", workers: int = 1, progress: bool = False) -> IngestSummary:
-    """Run the batch job with Beam-style ``argv`` (``--input ... --sink ...``); return its summary."""
+#: Input bytes per local worker process. A worker process costs about 3 s of a core before its
+#: first record (a Python, and Beam's import), and the job costs about 12 µs of a core per event
+#: (about 400 bytes): a second process pays once half the work exceeds its start-up, about 500k
+#: events or 200 MB, and more with an uneven split. See BENCHMARKS.md (``--workers-sweep``).
+BYTES_PER_WORKER = 256 * 1024 * 1024
+
+
+def local_workers(patterns: list[str], cpus: int | None = None, busy: float | None = None) -> int:
+    """Worker processes for the local runner: one per ``BYTES_PER_WORKER`` of input, at most one
+    per idle core.
+
+    Each worker process starts a Python and imports Beam again (1-2 s of a core), which pays only
+    when there is a core to run it on: on a machine already busy (``busy``: the 1-minute load
+    average), extra processes only take turns and the job gets slower, so it stays in one.
+    """
+    from beam_pipelines.reading import input_bytes
+
+    cpus = cpus or os.cpu_count() or 1
+    busy = os.getloadavg()[0] if busy is None else busy
+    idle = max(1, int(cpus - busy + 0.5))
+    return max(1, min(idle, input_bytes(patterns) // BYTES_PER_WORKER))
+
+
+def run(argv: list[str], *, runner: str = "local", workers: int | None = None,
+        progress: bool = False) -> IngestSummary:
+    """Run the batch job with Beam-style ``argv`` (``--input ... --sink ...``); return its summary.
+
+    ``workers``: local worker processes; ``None`` picks them from the input's size
+    (:func:`local_workers`).
+    """
     options = PipelineOptions(argv)
     opts = options.view_as(BatchIngestOptions)
     validate_batch_options(opts)
+    if workers is None:
+        workers = local_workers(opts.input) if runner in ("local", "FnApiRunner") else 1
     if workers > 1:
         options.view_as(DirectOptions).direct_num_workers = workers
         options.view_as(DirectOptions).direct_running_mode = "multi_processing"
@@ -150,7 +194,7 @@ def run(argv: list[str], *, runner: str = "local", workers: int = 1, progress: b
     build_pipeline(p, opts, progress=progress)
     result = p.run()
     result.wait_until_finish()
-    return summarize(result, time.perf_counter() - started)
+    return dataclasses.replace(summarize(result, time.perf_counter() - started), workers=workers)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -99,6 +99,15 @@ class SubscriptionOrigin:
 Origin = FileOrigin | SubscriptionOrigin
 
 
+class FileFailure(NamedTuple):
+    """Why an input file could not be read to its end: ``error_type`` is one of
+    ``contract.FILE_ERROR_TYPES``, ``offset`` the bytes of the file read when it failed."""
+
+    error_type: str
+    reason: str
+    offset: int
+
+
 class RecordBatch(NamedTuple):
     """Up to ``reading.CHUNK_RECORDS`` records of one origin, with one position per record.
 
@@ -107,6 +116,9 @@ class RecordBatch(NamedTuple):
     unique per batch and stable for file input (``<source key>-<chunk number>``), so the local
     sink can name its parts after it and a rerun replaces them. ``received_us``: when the batch
     was read, UTC epoch microseconds.
+
+    A batch with a ``failure`` (and no records) reports that its file could not be read to the
+    end; ``ParseEvents`` turns it into the file's dead letter.
     """
 
     origin: Origin
@@ -114,3 +126,4 @@ class RecordBatch(NamedTuple):
     positions: list
     records: list
     received_us: int
+    failure: FileFailure | None = None

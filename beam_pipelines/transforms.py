@@ -8,6 +8,11 @@ overhead is paid once per batch), from files and from Pub/Sub alike: the batch's
 row keys, dead-letter attributes and the raw tables' origin columns, so no step branches on where
 records came from. Events and users have steps of their own.
 
+Events take the compiled fast path (``fastpath.py``: one msgspec decode per record, then columnar
+checks and Arrow columns for the whole batch); every record it does not accept whole goes through
+the rule-by-rule validator (``validation.py``), which alone decides rejections, their
+``error_type`` and message. Typed records (Avro, Parquet) and user files take the validator only.
+
 Each step has a ``dead_letters`` output: a rejected record leaves as a :class:`DeadLetterBatch`
 with its original bytes and a stable ``error_type`` (which carries its stage, see
 ``contract.ERROR_TYPES``), and a ``Metrics`` counter per error type. Nothing is dropped: for every
@@ -19,21 +24,27 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import gc
+import itertools
+import operator
+import os
 import traceback
 from typing import Iterator, NamedTuple
 
 import apache_beam as beam
+import numpy as np
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 from apache_beam.metrics import Metrics
 
 from strata_core import contract as c
-from strata_core import schemas
+from beam_pipelines import fastpath
 from beam_pipelines.coders import register as register_coders
 from beam_pipelines.deadletters import dead_letter
 from beam_pipelines.records import RecordBatch
-from beam_pipelines.validation import Event, Rejected, UserRecord, decode, validate, validate_user
+from beam_pipelines.rows import contract_table, events_table, signup_users, users_table
+from beam_pipelines.rows import dead_letters_table  # noqa: F401  (the sinks' import of it)
+from beam_pipelines.validation import (Event, Rejected, UserRecord, decode, duplicate_key, json_texts, validate,
+                                       validate_user)
 
 DEAD_LETTERS = "dead_letters"
 USERS = "users"
@@ -51,18 +62,37 @@ class DeadLetterBatch(NamedTuple):
     rows: list[dict]
 
 
+class FastRecords(NamedTuple):
+    """Records the compiled decoder took whole: their indices in the batch, positions and decoded
+    columns."""
+
+    indices: np.ndarray
+    positions: list
+    decoded: fastpath.Decoded
+
+
 class ParsedChunk(NamedTuple):
+    """A batch after parsing: the fast path's records, and the validator's (JSON objects, with
+    the JSON text of their top-level values)."""
+
     batch: RecordBatch
     positions: list
     raws: list[bytes]
     objects: list[dict]
+    texts: list[dict | None]
+    fast: FastRecords | None = None
 
 
 class ValidChunk(NamedTuple):
+    """Valid records of a batch: ``table`` holds the contract columns of those the fast path
+    accepted, ``records`` the validator's ones; ``positions`` are the table's rows, then the
+    records; ``raws`` are the records' original bytes."""
+
     batch: RecordBatch
     positions: list
     raws: list[bytes]
     records: list  # Event or UserRecord
+    table: pa.Table | None = None
 
 
 class RowsPart(NamedTuple):
@@ -74,6 +104,17 @@ class RowsPart(NamedTuple):
 
 
 register_coders(RecordBatch, ParsedChunk, ValidChunk, RowsPart, DeadLetterBatch)
+
+
+def _pick(items: list, indices: np.ndarray) -> list:
+    """``[items[i] for i in indices]``, gathered in C."""
+    if len(indices) == 0:
+        return []
+    picked = operator.itemgetter(*indices.tolist())(items)
+    return list(picked) if len(indices) > 1 else [picked]
+
+
+_JSON_FIELDS = tuple(f.name for f in (*c.CONTRACT_FIELDS, *c.USER_FIELDS) if f.kind == "json")
 
 
 @contextlib.contextmanager
@@ -132,45 +173,100 @@ class _StageFn(beam.DoFn):
 
 # ---- ParseEvents --------------------------------------------------------------------------------
 
-def _from_typed_record(record: dict) -> tuple[bytes, dict]:
-    """An Avro/Parquet row → (its JSON bytes for the dead-letter table, the event object).
+def _from_typed_record(record: dict) -> tuple[bytes, dict, dict]:
+    """An Avro/Parquet row → (its JSON bytes for the dead-letter table, the event object, the JSON
+    text of its JSON fields).
 
     Typed formats carry ``properties``/``context``/``traits`` as JSON text; nulls mean absent.
     """
     raw = orjson.dumps(record, default=str)
     obj = {k: v for k, v in record.items() if v is not None}
-    for name in ("properties", "context", "traits"):
+    texts = {}
+    for name in _JSON_FIELDS:
         value = obj.get(name)
         if type(value) is str:
+            text = value.encode()
             try:
-                obj[name] = orjson.loads(value)
+                obj[name] = orjson.loads(text)
             except orjson.JSONDecodeError:
-                pass  # left as a string: validation rejects it as invalid_properties
-    return raw, obj
+                continue  # left as a string: validation rejects it as invalid_properties
+            duplicate = duplicate_key(text)
+            if duplicate is not None:
+                raise Rejected("duplicate_key", f"`{name}` holds key {duplicate!r} twice in one object; send "
+                               "each key once (readers disagree on which value wins)")
+            texts[name] = text
+    return raw, obj, texts
+
+
+def fast_path_enabled() -> bool:
+    """``STRATA_FAST_PATH=off`` sends every record through the validator: a kill switch should the
+    compiled path ever be suspected, and the per-record baseline of ``bench/ingest_batch.py``."""
+    return os.environ.get("STRATA_FAST_PATH", "on").lower() not in ("0", "off", "false", "no")
 
 
 class ParseFn(_StageFn):
-    """Bytes of one JSON object per record (NDJSON lines, message data), or typed rows → objects."""
+    """Bytes of one JSON object per record (NDJSON lines, message data), or typed rows → objects.
+
+    Events' bytes go through the compiled decoder first (:mod:`beam_pipelines.fastpath`); what it
+    does not take whole is decoded by ``validation.decode``, which names what is wrong.
+    """
 
     step = "parse"
 
+    def __init__(self, source: str = "batch", kind: str = "events"):
+        super().__init__(source, kind)
+        self.fast = kind == "events" and fast_path_enabled()  # decided where the job is built
+
     def process(self, batch: RecordBatch) -> Iterator:
+        if batch.failure is not None:
+            yield self.file_dead_letter(batch)
+            return
         with no_gc():
             parsed, dead = self.parse(batch)
         yield parsed
         yield from self.emit_dead(batch, dead)
 
+    def file_dead_letter(self, batch: RecordBatch) -> beam.pvalue.TaggedOutput:
+        """A file that could not be read to its end → one dead letter (stage ``decode``) with the
+        file, the byte offset reached and the reason; counted apart from records (it is none)."""
+        failure, origin = batch.failure, batch.origin
+        self.count(f"{self.kind}.file_error.{failure.error_type}")
+        Metrics.string_set("strata", f"{self.kind}.failed_files").add(orjson.dumps(
+            {"file": origin.path, "error_type": failure.error_type, "offset": failure.offset,
+             "reason": failure.reason}).decode())
+        row = dead_letter(
+            error_type=failure.error_type, error_message=failure.reason, raw_payload=b"", source=self.source,
+            attributes={"source_file": origin.path, "format": origin.fmt, "offset": failure.offset},
+            row_key=f"{origin.key}-file", failed_at=dt.datetime.now(dt.timezone.utc))
+        return beam.pvalue.TaggedOutput(DEAD_LETTERS, DeadLetterBatch(batch.batch_id, "decode", [row]))
+
     def parse(self, batch: RecordBatch) -> tuple[ParsedChunk, list[dict]]:
-        positions, raws, objects, dead = [], [], [], []
+        if batch.origin.typed or not self.fast:
+            return self._parse_slowly(batch, range(len(batch.records)))
+        records = batch.records
+        decoded_batch = fastpath.decode(records)
+        decoded = fastpath.columns(decoded_batch)
+        taken = np.asarray(decoded_batch.taken, np.int64)
+        suspect = fastpath.parse_suspects(records, taken, decoded)
+        kept = taken[~suspect]
+        fast = FastRecords(kept, _pick(batch.positions, kept), decoded.filter(~suspect))
+        parsed, dead = self._parse_slowly(batch, sorted(decoded_batch.refused + taken[suspect].tolist()))
+        return parsed._replace(fast=fast), dead
+
+    def _parse_slowly(self, batch: RecordBatch, indices) -> tuple[ParsedChunk, list[dict]]:
+        positions, raws, objects, texts, dead = [], [], [], [], []
         typed = batch.origin.typed
-        for position, record in zip(batch.positions, batch.records):
+        for i in indices:
+            position, record = batch.positions[i], batch.records[i]
             try:
                 if typed:
-                    raw, obj = _from_typed_record(record)
+                    raw, obj, text = _from_typed_record(record)
                 else:
                     raw, obj = record, decode(record)
+                    text = json_texts(record)
             except Rejected as exc:
-                dead.append(self.reject(batch, position, record, exc.error_type, exc.message))
+                raw = record if isinstance(record, bytes) else orjson.dumps(record, default=str)
+                dead.append(self.reject(batch, position, raw, exc.error_type, exc.message))
                 continue
             except Exception as exc:  # noqa: BLE001 - a bug must dead-letter, never crash the job
                 raw = record if isinstance(record, bytes) else repr(record).encode()
@@ -181,7 +277,8 @@ class ParseFn(_StageFn):
             positions.append(position)
             raws.append(raw)
             objects.append(obj)
-        return ParsedChunk(batch, positions, raws, objects), dead
+            texts.append(text)
+        return ParsedChunk(batch, positions, raws, objects, texts), dead
 
 
 class ParseEvents(beam.PTransform):
@@ -203,11 +300,11 @@ class ParseEvents(beam.PTransform):
 # ---- ValidateEvents / ValidateUsers -------------------------------------------------------------
 
 class _ValidateFn(_StageFn):
-    """Parsed objects → contract-valid records (``check(obj, received_us)``) + dead letters."""
+    """Parsed objects → contract-valid records (``check(obj, received_us, texts)``) + dead letters."""
 
     step = "validate"
 
-    def check(self, obj: dict, received_us: int):
+    def check(self, obj: dict, received_us: int, texts: dict | None):
         raise NotImplementedError
 
     def process(self, parsed: ParsedChunk) -> Iterator:
@@ -218,32 +315,50 @@ class _ValidateFn(_StageFn):
 
     def validate(self, parsed: ParsedChunk) -> tuple[ValidChunk, list[dict]]:
         batch = parsed.batch
+        table, positions, objects = None, list(parsed.positions), list(zip(parsed.raws, parsed.objects, parsed.texts))
+        if parsed.fast is not None:
+            # The fast path's verdicts; whatever it cannot vouch for joins the validator's queue.
+            fast = parsed.fast
+            table, suspect = fastpath.validate(fast.decoded, batch.received_us)
+            table = table.filter(~suspect)
+            rows = np.flatnonzero(suspect)
+            positions += _pick(fast.positions, rows)
+            objects += [(batch.records[i], None, None) for i in fast.indices[rows].tolist()]
+            fast_positions = list(itertools.compress(fast.positions, (~suspect).tolist()))
+        records, valid_positions, raws, dead = self._validate_slowly(batch, positions, objects)
+        if table is not None:
+            valid_positions = fast_positions + valid_positions
+        self.count(f"{self.kind}_valid", len(records) + (table.num_rows if table is not None else 0))
+        return ValidChunk(batch, valid_positions, raws, records, table), dead
+
+    def _validate_slowly(self, batch: RecordBatch, positions: list, objects: list) -> tuple:
         check = self.check
         received_us = batch.received_us
-        positions, raws, records, dead = [], [], [], []
-        for position, raw, obj in zip(parsed.positions, parsed.raws, parsed.objects):
+        records, valid_positions, raws, dead = [], [], [], []
+        for position, (raw, obj, texts) in zip(positions, objects):
             try:
-                record = check(obj, received_us)
+                if obj is None:  # a fast-path suspect: the validator decodes it itself
+                    obj, texts = decode(raw), json_texts(raw)
+                record = check(obj, received_us, texts)
             except Rejected as exc:
                 dead.append(self.reject(batch, position, raw, exc.error_type, exc.message, exc.event_id))
                 continue
             except Exception as exc:  # noqa: BLE001 - a bug must dead-letter, never crash the job
-                event_id = obj.get("event_id") if type(obj.get("event_id")) is str else None
+                event_id = obj.get("event_id") if type(obj) is dict and type(obj.get("event_id")) is str else None
                 dead.append(self.reject(batch, position, raw, "unexpected_error", repr(exc), event_id,
                                         traceback.format_exc()))
                 continue
-            positions.append(position)
+            valid_positions.append(position)
             raws.append(raw)
             records.append(record)
-        self.count(f"{self.kind}_valid", len(records))
-        return ValidChunk(batch, positions, raws, records), dead
+        return records, valid_positions, raws, dead
 
 
 class ValidateFn(_ValidateFn):
-    """Events: ``validation.validate``."""
+    """Events: the fast path's columnar checks, then ``validation.validate`` for the rest."""
 
-    def check(self, obj: dict, received_us: int) -> Event:
-        return validate(obj, received_us)
+    def check(self, obj: dict, received_us: int, texts: dict | None) -> Event:
+        return validate(obj, received_us, texts)
 
 
 class ValidateUsersFn(_ValidateFn):
@@ -252,8 +367,8 @@ class ValidateUsersFn(_ValidateFn):
     def __init__(self, source: str = "batch"):
         super().__init__(source, USERS)
 
-    def check(self, obj: dict, received_us: int) -> UserRecord:
-        return validate_user(obj, received_us)
+    def check(self, obj: dict, received_us: int, texts: dict | None) -> UserRecord:
+        return validate_user(obj, received_us, texts)
 
 
 class ValidateEvents(beam.PTransform):
@@ -282,63 +397,6 @@ class ValidateUsers(beam.PTransform):
 
 # ---- EnrichEvents / EnrichUsers -----------------------------------------------------------------
 
-def _timestamps(values) -> pa.Array:
-    return pa.array(values, pa.int64()).cast(pa.timestamp("us", tz="UTC"))
-
-
-def events_table(batch: RecordBatch, positions: list, events: list[Event]) -> pa.Table:
-    """Valid events of a batch → an Arrow table in the ``raw.events`` schema."""
-    n = len(events)
-    cols = list(zip(*events)) if events else [[] for _ in Event._fields]
-    col = dict(zip(Event._fields, cols))
-    ts = _timestamps(col["event_ts_us"])
-    data = {
-        "event_id": col["event_id"], "event_type": col["event_type"], "user_id": col["user_id"],
-        "anonymous_id": col["anonymous_id"], "session_id": col["session_id"], "event_timestamp": ts,
-        "platform": col["platform"], "amount": col["amount"], "currency": col["currency"],
-        "properties": col["properties"], "context": col["context"], "schema_version": col["schema_version"],
-        "event_date": pc.cast(ts, pa.date32()), "received_at": _timestamps([batch.received_us] * n),
-        "pipeline_version": [c.PIPELINE_VERSION] * n, "extra": col["extra"],
-        **batch.origin.origin_columns(positions),
-    }
-    schema = schemas.arrow_schema("events")
-    return pa.Table.from_arrays([pa.array(data[f.name], f.type) if not isinstance(data[f.name], pa.Array)
-                                 else data[f.name] for f in schema], schema=schema)
-
-
-def users_table(batch: RecordBatch, positions: list, users: list[UserRecord], user_source: str) -> pa.Table:
-    """User rows → an Arrow table in the ``raw.users`` schema (``user_source``: the contract's choices)."""
-    n = len(users)
-    cols = list(zip(*users)) if users else [[] for _ in UserRecord._fields]
-    col = dict(zip(UserRecord._fields, cols))
-    origin = batch.origin.origin_columns(positions)
-    data = {
-        "user_id": col["user_id"], "created_at": _timestamps(col["created_us"]),
-        "country": col["country"], "plan": col["plan"], "traits": col["traits"],
-        "user_source": [user_source] * n, "source_file": origin["source_file"],
-        "source_line": origin["source_line"], "row_key": origin["row_key"],
-        "received_at": _timestamps([batch.received_us] * n),
-        "pipeline_version": [c.PIPELINE_VERSION] * n,
-    }
-    schema = schemas.arrow_schema("users")
-    return pa.Table.from_arrays([data[f.name] if isinstance(data[f.name], pa.Array)
-                                 else pa.array(data[f.name], f.type) for f in schema], schema=schema)
-
-
-def signup_users(events: list[Event], positions: list) -> tuple[list, list[UserRecord]]:
-    """``signup`` events with a ``user_id`` → user rows (plan and country from ``properties``)."""
-    out_pos, out = [], []
-    for position, event in zip(positions, events):
-        if event.event_type == "signup" and event.user_id:
-            props = orjson.loads(event.properties) if event.properties else {}
-            country = props.get("country")
-            country = country if type(country) is str and len(country) == 2 and country.isupper() else None
-            plan = props.get("plan") if type(props.get("plan")) is str else None
-            out_pos.append(position)
-            out.append(UserRecord(event.user_id, event.event_ts_us, country, plan, event.properties))
-    return out_pos, out
-
-
 class EnrichFn(_StageFn):
     """Valid events → ``raw.events`` rows; ``signup`` events also → ``raw.users`` rows."""
 
@@ -351,24 +409,27 @@ class EnrichFn(_StageFn):
 
     def enrich(self, valid: ValidChunk) -> Iterator:
         batch = valid.batch
-        positions, events, raws, dead = valid.positions, valid.records, valid.raws, []
+        fast = valid.table if valid.table is not None else fastpath.contract_schema().empty_table()
+        n_fast = fast.num_rows
+        positions, events, raws, dead = valid.positions[n_fast:], valid.records, valid.raws, []
         try:
-            table = events_table(batch, positions, events)
+            slow = contract_table(events)
         except Exception:  # noqa: BLE001 - isolate the record that breaks conversion
             keep = []
             for i, event in enumerate(events):
                 try:
-                    events_table(batch, [positions[i]], [event])
+                    contract_table([event])
                     keep.append(i)
                 except Exception as exc:  # noqa: BLE001
                     dead.append(self.reject(batch, positions[i], raws[i], "enrich_failed", repr(exc),
                                             event.event_id, traceback.format_exc()))
             positions = [positions[i] for i in keep]
-            events = [events[i] for i in keep]
-            table = events_table(batch, positions, events)
+            slow = contract_table([events[i] for i in keep])
+        positions = valid.positions[:n_fast] + positions
+        table = events_table(batch, positions, pa.concat_tables([fast, slow]))
         self.count("events_enriched", table.num_rows)
         yield RowsPart("events", batch.batch_id, table)
-        user_pos, users = signup_users(events, positions)
+        user_pos, users = signup_users(table, positions)
         if users:
             yield beam.pvalue.TaggedOutput(USERS, RowsPart(
                 "users", f"signup-{batch.batch_id}", users_table(batch, user_pos, users, "signup_event")))
@@ -416,6 +477,3 @@ class EnrichUsers(beam.PTransform):
     def expand(self, valid):
         return valid | "Enrich" >> beam.ParDo(EnrichUsersFn(self.source)).with_output_types(RowsPart)
 
-
-def dead_letters_table(rows: list[dict]) -> pa.Table:
-    return pa.Table.from_pylist(rows, schema=schemas.arrow_schema("dead_letters"))

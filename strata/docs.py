@@ -21,10 +21,19 @@ def _rule(f: c.Field) -> str:
     parts = []
     if f.max_length:
         parts.append(f"≤ {f.max_length} chars")
+    if f.identifier:
+        parts.append("not only whitespace, no NUL")
     if f.pattern:
         parts.append(f"`{f.pattern}`")
     if f.choices:
         parts.append("one of " + ", ".join(f"`{x}`" for x in f.choices))
+    if f.kind == "decimal":
+        parts.append(f"≥ {f.minimum}, < 10^{c.AMOUNT_LIMIT_EXPONENT}, ≤ {c.AMOUNT_SCALE} decimal places"
+                     if f.minimum is not None else f"< 10^{c.AMOUNT_LIMIT_EXPONENT}, ≤ {c.AMOUNT_SCALE} places")
+    if f.kind == "integer" and f.origin == "contract":
+        parts.append(f"{f.minimum if f.minimum is not None else '-2^63'} … 2^63 − 1")
+    if f.requires:
+        parts.append("requires " + ", ".join(f"`{r}`" for r in f.requires))
     if f.default is not None:
         parts.append(f"default `{f.default}`")
     return "; ".join(parts)
@@ -47,9 +56,22 @@ def render() -> str:
         "_Generated from `strata_core/contract.py` by `strata docs`; do not edit by hand._",
         "",
         "An event is one JSON object: an NDJSON line, an Avro record, a Parquet row or Pub/Sub",
-        "message data. Unknown top-level fields are kept in `extra`. A record over "
+        "message data. Unknown top-level fields are kept in `extra`, as sent. A record over "
         f"{c.MAX_RECORD_BYTES:,} bytes is rejected; `properties`/`context` may nest at most "
         f"{c.MAX_NESTING_LEVELS} levels. `event_timestamp` must lie in [2000-01-01, receive time + 24 h].",
+        f"At least one of {', '.join(f'`{n}`' for n in c.IDENTITY_FIELDS)} is a non-empty string.",
+        "",
+        "**Duplicate keys are rejected** (`duplicate_key`): a record in which any object -- the record",
+        "itself, `properties`, `context` or anything nested -- holds the same key twice, however spelt",
+        "(`\"id\"` and `\"\\u0069d\"` are the same key). JSON leaves their meaning open and readers",
+        "disagree (Python keeps the last value, DuckDB's JSON functions the first, Snowflake refuses",
+        "the object), so no reader downstream may see a value the validator did not check.",
+        "",
+        "**Files**: a file that can't be read to its end (cut short, damaged, not what its extension or",
+        "`--format` says, unreadable) becomes one dead letter of stage `decode` -- "
+        + ", ".join(f"`{t}`" for t in c.FILE_ERROR_TYPES) + " --",
+        "with the file, the byte offset reached and the reason in `attributes`; the records read",
+        "before the failure are ingested, the other files too, and the run exits non-zero.",
         "",
         "## Fields sent by producers",
         "",

@@ -2,7 +2,10 @@
 
 Everything that knows what an event looks like reads this module:
 
-* ``beam_pipelines.validation``  – the validator (rules come from ``FIELDS`` and ``EVENT_TYPES``);
+* ``beam_pipelines.validation``  – the rule-by-rule validator (rules come from ``FIELDS``,
+  ``EVENT_TYPES`` and the cross-field rules below), the authority on every error type;
+* ``beam_pipelines.fastpath``    – the compiled decoder (msgspec Structs with the same length,
+  range and enum rules) and the columnar checks and row builder of the fast path;
 * ``strata_core.schemas``     – BigQuery, Avro and Arrow schemas of the raw tables;
 * ``strata.docs``                – ``docs/events.md`` (generated, checked in, tested for drift);
 * ``strata.generator``           – the synthetic event generator.
@@ -21,6 +24,9 @@ PIPELINE_VERSION = "strata-0.1.0"
 
 #: Records larger than this (encoded bytes) are rejected with ``record_too_large``.
 MAX_RECORD_BYTES = 1024 * 1024
+#: A rejected record's bytes are kept whole up to this size; of a longer NDJSON line (a 10 GB line
+#: of a gzip bomb) only the first this many bytes are held, read and dead-lettered.
+MAX_KEPT_RECORD_BYTES = 16 * 1024 * 1024
 #: ``properties`` / ``context`` may nest at most this many levels (the object itself is level 1).
 MAX_NESTING_LEVELS = 10
 #: Earliest accepted ``event_timestamp`` (inclusive), UTC.
@@ -30,6 +36,20 @@ MAX_FUTURE_SKEW = dt.timedelta(hours=24)
 #: Money is exact: NUMERIC(38, 9) on BigQuery, DECIMAL(38, 9) in DuckDB/Arrow.
 AMOUNT_PRECISION = 38
 AMOUNT_SCALE = 9
+#: Amounts must be below this. NUMERIC(38, 9) stores values below 10^29, but the marts add amounts
+#: up (a day's revenue) and scale them by 10^9 for exact division (``money_divide``), so one amount
+#: near the storage limit would overflow every later ``strata transform``. 10^15 leaves room for
+#: sums of 10^5 maximal amounts even after that scaling, far beyond any real day.
+AMOUNT_LIMIT_EXPONENT = 15
+AMOUNT_LIMIT = 10 ** AMOUNT_LIMIT_EXPONENT
+#: ``integer`` fields are INT64 in every sink.
+INT64_MAX = 2 ** 63 - 1
+#: The duplicate-key rule. RFC 8259 leaves duplicate keys' meaning open and readers disagree (Python
+#: keeps the last value, DuckDB's JSON functions find the first, Snowflake refuses the object), so a
+#: record in which any object -- the record itself, ``properties``, ``context`` or anything nested --
+#: holds the same key twice is rejected as ``duplicate_key``: no reader downstream can see a value
+#: the validator did not check.
+DUPLICATE_KEYS = "reject"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,7 +57,10 @@ class Field:
     """One top-level field of an event, or one column the pipeline adds.
 
     ``kind`` is the logical type: ``string``, ``enum``, ``timestamp``, ``decimal``, ``integer``,
-    ``json`` (a JSON object, stored as JSON text), ``date``.
+    ``json`` (a JSON object, stored as JSON text), ``date``, ``bytes``. Each kind has its rules
+    (see ``beam_pipelines/validation.py``); the attributes below parameterise them, and both the
+    validator and the compiled fast decoder read them, so a field declared here is checked,
+    stored and documented with no other change.
     """
 
     name: str
@@ -50,31 +73,51 @@ class Field:
     default: object = None
     #: ``contract`` fields arrive in the event; ``pipeline`` fields are added by Strata.
     origin: str = "contract"
+    #: An id: rejected (``invalid_id``) when it is only whitespace or holds a NUL character.
+    identifier: bool = False
+    #: ``integer`` / ``decimal``: smallest accepted value (inclusive).
+    minimum: int | None = None
+    #: The error type of a value that breaks this field's own rule (pattern, choices, range,
+    #: format); ``invalid_type`` when unset.
+    error_type: str | None = None
+    #: The error type of a value of the wrong JSON type, when it is not ``invalid_type``.
+    type_error: str | None = None
+    #: What is accepted, in words, for error messages.
+    hint: str | None = None
+    #: Fields that must be present whenever this one is (``missing_<name>`` otherwise).
+    requires: tuple[str, ...] = ()
 
 
 FIELDS: tuple[Field, ...] = (
     Field("event_id", "string", "Producer-assigned id; the dedupe key downstream.",
-          required=True, max_length=128),
+          required=True, max_length=128, identifier=True, hint="a unique string id of 1-128 characters"),
     Field("event_type", "string", "Snake-case event name, e.g. `purchase`.",
-          required=True, pattern=r"^[a-z][a-z0-9_]{0,63}$"),
+          required=True, pattern=r"^[a-z][a-z0-9_]{0,63}$", error_type="invalid_event_type",
+          hint="lower-case snake case, at most 64 characters"),
     Field("user_id", "string", "Known user id. At least one of `user_id` / `anonymous_id` is present.",
-          max_length=128),
+          max_length=128, identifier=True),
     Field("anonymous_id", "string", "Device or cookie id for users not (yet) identified.",
-          max_length=128),
+          max_length=128, identifier=True),
     Field("session_id", "string", "Producer session id (Strata also derives its own sessions).",
-          max_length=128),
+          max_length=128, identifier=True),
     Field("event_timestamp", "timestamp",
           "RFC 3339 string with an offset, or integer epoch milliseconds. Normalised to UTC; "
-          "must lie in [2000-01-01, receive time + 24 h].", required=True),
+          "must lie in [2000-01-01, receive time + 24 h].", required=True, error_type="invalid_timestamp",
+          hint="an RFC 3339 string with offset (2026-01-31T12:00:00+01:00) or epoch milliseconds"),
     Field("platform", "enum", "Where the event came from.",
-          choices=("web", "ios", "android", "server")),
-    Field("amount", "decimal", "Money amount, >= 0, at most 9 decimal places. Required for "
-          "`purchase` and `refund`."),
+          choices=("web", "ios", "android", "server"), error_type="invalid_platform"),
+    Field("amount", "decimal", f"Money amount, >= 0, below 10^{AMOUNT_LIMIT_EXPONENT}, at most "
+          f"{AMOUNT_SCALE} decimal places. Required for `purchase` and `refund`.",
+          minimum=0, error_type="invalid_amount", requires=("currency",)),
     Field("currency", "string", "ISO 4217 code; required when `amount` is present.",
-          pattern=r"^[A-Z]{3}$"),
-    Field("properties", "json", f"Event-specific JSON object, nesting <= {MAX_NESTING_LEVELS} levels."),
-    Field("context", "json", "Client context JSON object (device, page, campaign ...)."),
-    Field("schema_version", "integer", "Contract version the producer targeted.", default=1),
+          pattern=r"^[A-Z]{3}$", error_type="invalid_currency", type_error="invalid_currency",
+          hint="three upper-case letters, ISO 4217, e.g. \"USD\""),
+    Field("properties", "json", f"Event-specific JSON object, nesting <= {MAX_NESTING_LEVELS} levels.",
+          error_type="invalid_properties"),
+    Field("context", "json", "Client context JSON object (device, page, campaign ...).",
+          error_type="invalid_properties"),
+    Field("schema_version", "integer", "Contract version the producer targeted.", default=1, minimum=1,
+          error_type="invalid_schema_version"),
     # ---- added by the pipeline -------------------------------------------------------------
     Field("event_date", "date", "UTC date of `event_timestamp`; the partition column.",
           origin="pipeline", required=True),
@@ -97,6 +140,9 @@ FIELDS: tuple[Field, ...] = (
 FIELDS_BY_NAME = {f.name: f for f in FIELDS}
 CONTRACT_FIELDS = tuple(f for f in FIELDS if f.origin == "contract")
 CONTRACT_FIELD_NAMES = frozenset(f.name for f in CONTRACT_FIELDS)
+#: At least one of these must be a non-empty string (``missing_identity``); checked once the last
+#: of them has been checked.
+IDENTITY_FIELDS = ("user_id", "anonymous_id")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,32 +190,44 @@ ERROR_TYPES: tuple[ErrorType, ...] = (
     ErrorType("record_too_large", "decode", f"Record is over {MAX_RECORD_BYTES} bytes."),
     ErrorType("malformed_json", "parse", "Not parseable as JSON."),
     ErrorType("not_an_object", "parse", "Valid JSON, but not an object."),
+    ErrorType("duplicate_key", "parse", "An object in the record (the record itself or any nested one) "
+              "holds the same key twice."),
     ErrorType("unreadable_record", "decode", "An Avro/Parquet record could not be converted."),
     ErrorType("missing_field", "validate", "A required field is absent or null."),
     ErrorType("missing_identity", "validate", "Neither `user_id` nor `anonymous_id` is present."),
     ErrorType("invalid_type", "validate", "A field has the wrong JSON type."),
     ErrorType("field_too_long", "validate", "A string field is over its maximum length."),
     ErrorType("empty_field", "validate", "A required string field is empty."),
+    ErrorType("invalid_id", "validate", "An id is only whitespace or holds a NUL character."),
     ErrorType("invalid_event_type", "validate", "`event_type` does not match ^[a-z][a-z0-9_]{0,63}$."),
     ErrorType("invalid_timestamp", "validate", "`event_timestamp` is not RFC 3339 with offset or epoch ms."),
     ErrorType("timestamp_out_of_range", "validate", "`event_timestamp` is before 2000-01-01 or > 24 h ahead."),
     ErrorType("invalid_platform", "validate", "`platform` is not one of web, ios, android, server."),
     ErrorType("missing_amount", "validate", "A purchase/refund has no `amount`."),
     ErrorType("negative_amount", "validate", "`amount` is below zero."),
-    ErrorType("invalid_amount", "validate", "`amount` is not a finite number with <= 9 decimals that fits NUMERIC."),
+    ErrorType("invalid_amount", "validate", f"`amount` is not a number below 10^{AMOUNT_LIMIT_EXPONENT} "
+              f"with <= {AMOUNT_SCALE} decimals."),
     ErrorType("missing_currency", "validate", "`amount` is present without `currency`."),
     ErrorType("invalid_currency", "validate", "`currency` does not match ^[A-Z]{3}$."),
     ErrorType("invalid_properties", "validate", "`properties` or `context` is not a JSON object."),
     ErrorType("nesting_too_deep", "validate", f"`properties`/`context` nest deeper than {MAX_NESTING_LEVELS} levels."),
-    ErrorType("invalid_schema_version", "validate", "`schema_version` is not a positive integer."),
+    ErrorType("invalid_schema_version", "validate", "`schema_version` is not an integer in [1, 2^63 - 1]."),
     ErrorType("invalid_country", "validate", "A user's `country` is not two upper-case letters."),
     ErrorType("unexpected_error", "validate", "A bug: the record raised an unexpected exception (see stacktrace)."),
     ErrorType("enrich_failed", "enrich", "The record passed validation but could not be converted to a raw row."),
+    ErrorType("truncated_file", "decode", "A file ends before its compression or container format does "
+              "(cut short): the records before the cut are ingested, the file is reported."),
+    ErrorType("corrupt_file", "decode", "A file is not what its extension or `--format` says, or its "
+              "compressed data is damaged (not gzip, random bytes, Avro read as Parquet)."),
+    ErrorType("unreadable_file", "decode", "A file could not be opened or read (missing, permission "
+              "denied, I/O error)."),
     ErrorType("bigquery_insert_error", "write", "BigQuery refused the row."),
     ErrorType("write_failed", "write", "The sink could not write the row."),
 )
 ERROR_TYPES_BY_NAME = {e.name: e for e in ERROR_TYPES}
 STAGES = ("decode", "parse", "validate", "enrich", "write")
+#: Error types of a whole input file (one dead letter per file, not per record).
+FILE_ERROR_TYPES = ("truncated_file", "corrupt_file", "unreadable_file")
 
 #: Dead-letter table columns, modelled on Google's PubSubToBigQuery error table.
 DEAD_LETTER_FIELDS: tuple[Field, ...] = (
@@ -194,11 +252,12 @@ DEAD_LETTER_FIELDS: tuple[Field, ...] = (
 
 #: User master rows, from ``signup`` events and optional user files.
 USER_FIELDS: tuple[Field, ...] = (
-    Field("user_id", "string", "User id.", required=True, max_length=128),
-    Field("created_at", "timestamp", "Account creation time (UTC).", required=True),
+    Field("user_id", "string", "User id.", required=True, max_length=128, identifier=True),
+    Field("created_at", "timestamp", "Account creation time (UTC).", required=True,
+          hint="an RFC 3339 string with offset (2026-01-31T12:00:00+01:00) or epoch milliseconds"),
     Field("country", "string", "ISO 3166-1 alpha-2 country code.", pattern=r"^[A-Z]{2}$"),
     Field("plan", "string", "Subscription plan."),
-    Field("traits", "json", "Other user traits."),
+    Field("traits", "json", "Other user traits.", error_type="invalid_properties"),
     Field("user_source", "enum", "Where the row came from.", origin="pipeline", required=True,
           choices=("signup_event", "user_file")),
     Field("source_file", "string", "Input file.", origin="pipeline"),

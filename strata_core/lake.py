@@ -29,6 +29,19 @@ def table_dir(table: str, lake: pathlib.Path | None = None) -> pathlib.Path:
     return (lake or paths.lake_dir()) / "raw" / table
 
 
+def parquet_options(table: str) -> dict:
+    """How a raw table's parts are written (measured in ``bench/ingest_batch.py``: 40 % cheaper
+    than pyarrow's defaults for 10 % more bytes).
+
+    A dictionary page of at most 64 KiB keeps dictionaries for the columns that repeat (types,
+    platforms, the origin columns, most ``context`` values) and gives up early on the ones that
+    don't (ids, ``properties``) instead of hashing a whole row group first; JSON text and payload
+    bytes get no min/max statistics, which no reader can filter on.
+    """
+    return {"compression": "snappy", "dictionary_pagesize_limit": 64 * 1024,
+            "write_statistics": [f.name for f in schemas.RAW_TABLES[table] if f.kind not in ("json", "bytes")]}
+
+
 def write_part(table: str, part: str, rows: pa.Table, partition: str | None = None,
                lake: pathlib.Path | None = None, durable: bool = False) -> pathlib.Path:
     """Atomically write (or replace) one Parquet part of a raw table.
@@ -50,7 +63,7 @@ def write_part(table: str, part: str, rows: pa.Table, partition: str | None = No
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".parquet-partial", dir=directory)
     os.close(fd)
     try:
-        pq.write_table(rows.cast(schemas.arrow_schema(table)), tmp, compression="snappy")
+        pq.write_table(rows.cast(schemas.arrow_schema(table)), tmp, **parquet_options(table))
         if durable:
             _fsync(tmp)
         os.replace(tmp, target)

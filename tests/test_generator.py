@@ -45,17 +45,13 @@ def ndjson_records(path: pathlib.Path):
     return records, blank
 
 
-def typed_to_object(record: dict) -> dict:
-    """An Avro/Parquet row as the validator sees it (mirrors ``transforms._from_typed_record``):
-    nulls are absent, ``properties``/``context`` JSON text is parsed."""
-    obj = {k: v for k, v in record.items() if v is not None}
-    for name in ("properties", "context"):
-        if type(obj.get(name)) is str:
-            try:
-                obj[name] = orjson.loads(obj[name])
-            except orjson.JSONDecodeError:
-                pass
-    return obj
+def typed_check(record: dict):
+    """Validate an Avro/Parquet row as the pipeline does (``transforms._from_typed_record``: nulls
+    are absent, ``properties``/``context`` JSON text is parsed, and checked for repeated keys)."""
+    from beam_pipelines.transforms import _from_typed_record
+
+    _, obj, texts = _from_typed_record(record)
+    return validation.validate(obj, NOW_US, texts)
 
 
 def classify(out: pathlib.Path, fmt: str):
@@ -77,14 +73,12 @@ def classify(out: pathlib.Path, fmt: str):
 
             with open(path, "rb") as f:
                 rows = list(fastavro.reader(f))
-            items = [(n, row, lambda row=row: validation.validate(typed_to_object(row), NOW_US))
-                     for n, row in enumerate(rows, 1)]
+            items = [(n, row, lambda row=row: typed_check(row)) for n, row in enumerate(rows, 1)]
         else:
             import pyarrow.parquet as pq
 
             rows = pq.read_table(path).to_pylist()
-            items = [(n, row, lambda row=row: validation.validate(typed_to_object(row), NOW_US))
-                     for n, row in enumerate(rows, 1)]
+            items = [(n, row, lambda row=row: typed_check(row)) for n, row in enumerate(rows, 1)]
         for n, raw, check in items:
             try:
                 accepted[(name, n)] = check()
@@ -110,7 +104,7 @@ def reference_metrics(events) -> dict:
     orders, signups = collections.Counter(), collections.Counter()
     funnel_events = collections.defaultdict(list)
     for e in unique.values():
-        day = validation.event_date(e.event_ts_us).isoformat()
+        day = validation.event_date(e.event_timestamp).isoformat()
         dates[day] += 1
         if e.user_id is None:
             continue
@@ -124,7 +118,7 @@ def reference_metrics(events) -> dict:
         elif e.event_type == "signup":
             signups[day] += 1
         if e.event_type in FUNNEL_INDEX:
-            funnel_events[e.user_id].append((e.event_ts_us, FUNNEL_INDEX[e.event_type]))
+            funnel_events[e.user_id].append((e.event_timestamp, FUNNEL_INDEX[e.event_type]))
     reached = collections.Counter()
     for steps in funnel_events.values():
         k = 0
@@ -204,7 +198,7 @@ class _Pick:
 @pytest.mark.parametrize("error_type", GENERATED_ERROR_TYPES)
 def test_every_recipe_variant_gets_its_error_type(error_type):
     from strata.generator import bad_records
-    from strata.generator.writers import typed_record
+    from strata.generator.writers import ndjson_bytes, typed_record
 
     ts_ms = (NOW_US // 1000) - 3_600_000
     for typed in (False, True):
@@ -214,10 +208,9 @@ def test_every_recipe_variant_gets_its_error_type(error_type):
         for i in range(n):
             record = bad_records.make(error_type, _Pick(i), "bad_x_1", ts_ms, "user_1", None, typed)
             if typed:  # Avro keeps epoch ms; Parquet gets RFC 3339 text
-                checks = [lambda ok=ok: validation.validate(typed_to_object(typed_record(record, ok)), NOW_US)
-                          for ok in (True, False)]
+                checks = [lambda ok=ok: typed_check(typed_record(record, ok)) for ok in (True, False)]
             else:
-                raw = record if type(record) is bytes else orjson.dumps(record)
+                raw = ndjson_bytes(record)
                 checks = [lambda: validation.parse_and_validate(raw, NOW_US)]
             for check in checks:
                 with pytest.raises(validation.Rejected) as caught:
@@ -265,7 +258,7 @@ def test_ndjson_realism(ndjson_run):
     assert refunds
     for r in refunds:
         p = purchases[json.loads(r.properties)["order_id"]]
-        assert r.amount <= p.amount and r.event_ts_us > p.event_ts_us and r.currency == p.currency
+        assert r.amount <= p.amount and r.event_timestamp > p.event_timestamp and r.currency == p.currency
     assert all(e.amount.as_tuple().exponent >= -2 for e in events if e.amount is not None)
     # CRLF endings exist; duplicates are byte-identical copies
     data = b"".join((out / n).read_bytes() for n in truth["generator"]["files"])
@@ -277,7 +270,7 @@ def test_ndjson_realism(ndjson_run):
     # all good timestamps inside the generated range
     start = dt.date.fromisoformat(truth["generator"]["start_date"])
     end = start + dt.timedelta(days=truth["generator"]["days"])
-    assert all(start <= validation.event_date(e.event_ts_us) < end for e in events)
+    assert all(start <= validation.event_date(e.event_timestamp) < end for e in events)
 
 
 def test_users_file(ndjson_run):

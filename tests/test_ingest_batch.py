@@ -188,3 +188,16 @@ def test_query_command_prints_rows_as_json(strata_home, ndjson_input, capsys):
     assert json.loads(capsys.readouterr().out) == [{"n": truth["accepted"]}]
     assert cli.main(["query", "select * from raw.no_such_table"]) == 2
     assert "no_such_table" in capsys.readouterr().err
+
+
+def test_default_workers_follow_the_input_size_and_the_idle_cores(tmp_path):
+    from beam_pipelines.batch import BYTES_PER_WORKER, local_workers
+
+    big = tmp_path / "big.jsonl"
+    with open(big, "wb") as f:
+        f.truncate(3 * BYTES_PER_WORKER)  # sparse: takes no disk
+    (tmp_path / "small.jsonl").write_bytes(b"{}\n")
+    assert local_workers([str(big)], cpus=2, busy=0.1) == 2
+    assert local_workers([str(big)], cpus=8, busy=0.0) == 3  # one per BYTES_PER_WORKER
+    assert local_workers([str(big)], cpus=2, busy=1.9) == 1  # the other core is taken: stay in one process
+    assert local_workers([str(tmp_path / "small.jsonl")], cpus=2, busy=0.0) == 1

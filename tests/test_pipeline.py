@@ -110,10 +110,15 @@ def test_glob_matching_nothing_is_an_error(tmp_path):
 
 # ---- ParseFn / ValidateFn / EnrichFn without a pipeline -----------------------------------------
 
+def parsed_positions(parsed) -> list:
+    """Positions of the records a ParsedChunk carries on, by either path."""
+    return sorted(parsed.positions + (parsed.fast.positions if parsed.fast else []))
+
+
 def test_parse_sends_undecodable_records_to_dead_letters_with_original_bytes():
     raws = [line(), b"{broken", b"[1,2]", b'{"a":"\xff"}']
     (parsed,), dead = split(list(ParseFn().process(chunk(raws))))
-    assert parsed.positions == [1] and parsed.objects[0]["event_id"] == "e-1"
+    assert parsed_positions(parsed) == [1]
     (batch,) = dead
     assert [(r["error_type"], r["raw_payload"], r["stage"]) for r in batch.rows] == [
         ("malformed_json", b"{broken", "parse"), ("not_an_object", b"[1,2]", "parse"),
@@ -126,19 +131,34 @@ def test_validate_routes_each_rule_breach_and_keeps_the_rest():
     raws = [line(), line(event_id="e-2", event_type="purchase"), line(event_id="e-3", platform="tv")]
     (parsed,), _ = split(list(ParseFn().process(chunk(raws))))
     (valid,), dead = split(list(ValidateFn().process(parsed)))
-    assert [e.event_id for e in valid.records] == ["e-1"]
-    assert [(r["error_type"], r["event_id"], r["raw_payload"]) for r in dead[0].rows] == [
-        ("missing_amount", "e-2", raws[1]), ("invalid_platform", "e-3", raws[2])]
+    assert valid.positions == [1] and valid.table.column("event_id").to_pylist() == ["e-1"]
+    assert sorted((r["error_type"], r["event_id"], r["raw_payload"]) for r in dead[0].rows) == [
+        ("invalid_platform", "e-3", raws[2]), ("missing_amount", "e-2", raws[1])]
+
+
+def test_hostile_records_are_typed_dead_letters_on_the_fast_path_too():
+    deep = line(event_id="e-deep").replace(b'"event_id"', b'"properties":' + b'{"a":' * 299 + b'{}' + b'}' * 299
+                                           + b',"event_id"')
+    raws = [line(event_id="e-ok"), deep, line(event_id="e-v", schema_version=2**64 - 1),
+            line(event_id="e-ws", user_id=" \t "), line(event_id="e-nul", anonymous_id="a\x00"),
+            line(event_id="e-amt", event_type="purchase", amount=1e20, currency="USD"),
+            line(event_id="e-dup")[:-1] + b',"user_id":"u-2"}']
+    (parsed,), dead_p = split(list(ParseFn().process(chunk(raws))))
+    (valid,), dead_v = split(list(ValidateFn().process(parsed)))
+    assert valid.table.column("event_id").to_pylist() == ["e-ok"] and not valid.records
+    got = {r["row_key"].rsplit("-", 1)[1]: r["error_type"] for b in dead_p + dead_v for r in b.rows}
+    assert got == {"2": "nesting_too_deep", "3": "invalid_schema_version", "4": "invalid_id", "5": "invalid_id",
+                   "6": "invalid_amount", "7": "duplicate_key"}
 
 
 def test_a_validator_bug_dead_letters_instead_of_crashing(monkeypatch):
     from beam_pipelines import transforms
 
-    def boom(obj, received_us):
+    def boom(obj, received_us, texts=None):
         raise KeyError("bug")
 
     monkeypatch.setattr(transforms, "validate", boom)
-    (parsed,), _ = split(list(ParseFn().process(chunk([line()]))))
+    (parsed,), _ = split(list(ParseFn().process(chunk([line(user_id="ユーザー")]))))
     (valid,), dead = split(list(ValidateFn().process(parsed)))
     assert valid.records == [] and dead[0].rows[0]["error_type"] == "unexpected_error"
     assert "KeyError" in orjson.loads(dead[0].rows[0]["attributes"])["stacktrace"]
@@ -154,7 +174,7 @@ def test_enrich_builds_raw_rows_and_signup_users():
     (events,) = [o for o in outputs if isinstance(o, RowsPart)]
     users = [o.value for o in outputs if isinstance(o, beam.pvalue.TaggedOutput) and o.tag == "users"]
     assert events.rows.schema == schemas.arrow_schema("events")
-    rows = events.rows.to_pylist()
+    rows = sorted(events.rows.to_pylist(), key=lambda r: r["source_line"])
     assert rows[0]["event_date"] == dt.date(2026, 6, 15)  # UTC date, not the producer's local date
     assert str(rows[0]["amount"]) == "3.500000000" and orjson.loads(rows[0]["extra"]) == {"utm": "x"}
     assert rows[0]["row_key"] == f"{source_key('/data/in.jsonl')}-1" and rows[0]["source_line"] == 1
@@ -211,6 +231,8 @@ def test_messages_and_file_lines_run_through_the_same_steps_with_the_same_dead_l
     msg_rows, msg_dead = _run_steps(RecordBatch(origin, "batch-1", messages, payloads, NOW_US))
 
     # The same records are accepted and the same ones dead-lettered, with the same types and bytes.
+    msg_rows.sort(key=lambda r: r["message_id"])
+    file_rows.sort(key=lambda r: r["source_line"])
     assert [r["event_id"] for r in msg_rows] == [r["event_id"] for r in file_rows] == ["e-1", "e-4"]
     assert ([(d["error_type"], d["stage"], d["raw_payload"]) for d in msg_dead]
             == [(d["error_type"], d["stage"], d["raw_payload"]) for d in file_dead]

@@ -36,7 +36,7 @@ def reject(obj_or_raw, **kw) -> Rejected:
 def test_minimal_event_is_normalised():
     ev = validate(event(), NOW_US)
     assert ev.event_id == "e-1" and ev.event_type == "page_view" and ev.user_id == "u-1"
-    assert ev.event_ts_us == int(dt.datetime(2026, 6, 15, 10, tzinfo=dt.timezone.utc).timestamp()) * 1_000_000
+    assert ev.event_timestamp == int(dt.datetime(2026, 6, 15, 10, tzinfo=dt.timezone.utc).timestamp()) * 1_000_000
     assert ev.schema_version == 1 and ev.extra is None and ev.amount is None
 
 
@@ -50,7 +50,7 @@ def test_minimal_event_is_normalised():
 ])
 def test_timestamps_are_normalised_to_utc(stamp, expected_utc):
     ev = validate(event(event_timestamp=stamp), NOW_US)
-    got = dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=ev.event_ts_us)
+    got = dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=ev.event_timestamp)
     assert got.isoformat() == expected_utc
 
 
@@ -97,6 +97,34 @@ def test_record_of_exactly_one_mib_is_accepted():
     raw = orjson.dumps(event(properties={"pad": "x" * pad}))
     assert len(raw) == c.MAX_RECORD_BYTES
     parse_and_validate(raw, NOW_US)
+
+
+def test_largest_accepted_values():
+    ev = validate(event(schema_version=2**63 - 1), NOW_US)
+    assert ev.schema_version == 2**63 - 1
+    ev = parse_and_validate(b'{"event_id":"e","event_type":"purchase","user_id":"u","event_timestamp":'
+                            b'"2026-06-15T10:00:00Z","amount":999999999999999.999999999,"currency":"USD"}', NOW_US)
+    assert ev.amount == decimal.Decimal("999999999999999.999999999")  # exact: never through a float
+    ev = parse_and_validate(b'{"event_id":"e","event_type":"purchase","user_id":"u","event_timestamp":'
+                            b'"2026-06-15T10:00:00Z","amount":1.50000000000,"currency":"USD"}', NOW_US)
+    assert ev.amount == decimal.Decimal("1.5")  # trailing zeros are not decimal places of the value
+
+
+def test_ids_that_only_look_odd_are_accepted():
+    ev = validate(event(event_id=" e-1 ", user_id="ユーザー"), NOW_US)
+    assert ev.event_id == " e-1 " and ev.user_id == "ユーザー"
+
+
+def test_equal_keys_in_different_objects_are_not_duplicates():
+    raw = (b'{"event_id":"e","event_type":"page_view","user_id":"u","event_timestamp":"2026-06-15T10:00:00Z",'
+           b'"properties":{"page":"/a","items":[{"id":1},{"id":2}]},"context":{"page":{"page":"/a"}}}')
+    assert orjson.loads(parse_and_validate(raw, NOW_US).properties)["items"] == [{"id": 1}, {"id": 2}]
+
+
+def test_duplicate_key_message_names_the_key():
+    err = reject(b'{"event_id":"e","event_type":"x","user_id":"u","event_timestamp":"2026-06-15T10:00:00Z",'
+                 b'"properties":{"q":"a, b","q":"c"}}')
+    assert err.error_type == "duplicate_key" and "'q'" in err.message and err.stage == "parse"
 
 
 def test_schema_version_and_platform_and_session():
@@ -163,6 +191,28 @@ BAD = [
     ("nesting_too_deep", event(context={"a": [[[[[[[[[[1]]]]]]]]]]})),
     ("invalid_schema_version", event(schema_version=0)),
     ("invalid_schema_version", event(schema_version="1")),
+    # ---- what a demanding user tried (issue 8)
+    ("nesting_too_deep", b'{"event_id":"e","event_type":"x","user_id":"u","event_timestamp":"2026-06-15T10:00:00Z",'
+                         b'"properties":' + b'{"a":' * 299 + b'{}' + b'}' * 299 + b'}'),
+    ("nesting_too_deep", b'{"event_id":"e","event_type":"x","user_id":"u","event_timestamp":"2026-06-15T10:00:00Z",'
+                         b'"properties":{"a":' + b'[' * 100_000 + b']' * 100_000 + b'}}'),
+    ("invalid_schema_version", event(schema_version=2**64 - 1)),
+    ("invalid_schema_version", event(schema_version=2**63)),
+    ("invalid_id", event(event_id="   ")),
+    ("invalid_id", event(event_id="e\x00")),
+    ("invalid_id", event(user_id="\t \n")),
+    ("invalid_id", event(anonymous_id="\u3000")),  # an ideographic space is whitespace too
+    ("invalid_id", event(session_id="\x00")),
+    ("invalid_amount", event(event_type="purchase", amount=1e20, currency="USD")),
+    ("invalid_amount", b'{"event_id":"e","event_type":"purchase","user_id":"u","event_timestamp":"2026-06-15T10:00:00Z",'
+                       b'"amount":100000000000000000000.000000001,"currency":"USD"}'),
+    ("invalid_amount", event(event_type="purchase", amount=10**15, currency="USD")),
+    ("duplicate_key", b'{"event_id":"e","event_type":"page_view","user_id":"u","event_timestamp":"2026-06-15T10:00:00Z",'
+                      b'"event_type":"purchase"}'),
+    ("duplicate_key", b'{"event_id":"e","event_type":"page_view","user_id":"u","event_timestamp":"2026-06-15T10:00:00Z",'
+                      b'"properties":{"page":"/a","referrer":{"x":1,"x":2}}}'),
+    ("duplicate_key", b'{"event_id":"e","event_type":"page_view","user_id":"u","event_timestamp":"2026-06-15T10:00:00Z",'
+                      b'"user_\\u0069d":"v"}'),  # the same key, spelt with an escape
 ]
 
 
@@ -177,7 +227,7 @@ def test_bad_record_gets_its_stable_error_type(expected, record):
 def test_every_record_level_error_type_is_covered_here():
     covered = {e for e, _ in BAD}
     not_record_level = {"unreadable_record", "unexpected_error", "enrich_failed", "invalid_country",
-                        "bigquery_insert_error", "write_failed"}
+                        "bigquery_insert_error", "write_failed", *c.FILE_ERROR_TYPES}
     assert {e.name for e in c.ERROR_TYPES} - not_record_level == covered
 
 

@@ -54,8 +54,9 @@ def register(sub) -> None:
                         "streaming_inserts")
     b.add_argument("--runner", default="local",
                    help="local (Beam's in-process FnApiRunner, default) or a Beam runner such as DataflowRunner")
-    b.add_argument("--workers", type=int, default=1,
-                   help="local runner: worker processes (default 1; 2 uses both cores)")
+    b.add_argument("--workers", type=int, default=None,
+                   help="local runner: worker processes (default: one per 256 MiB of input, at most one per "
+                        "idle core; small inputs, or a busy machine, run in this process)")
     b.add_argument("--dry-run", action="store_true",
                    help="list the files that would be read, with their formats and sizes; write nothing")
     b.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
@@ -155,7 +156,7 @@ def run_batch(args) -> int:
     if problems:
         return _fail("; ".join(problems) + " (see `--help` for Strata's flags; Beam's options: "
                      "https://beam.apache.org/releases/pydoc/current/apache_beam.options.pipeline_options.html)")
-    if args.workers < 1:
+    if args.workers is not None and args.workers < 1:
         return _fail("--workers must be >= 1")
     args.input = [local_pattern(p) for p in args.input]
     args.users_input = [local_pattern(p) for p in args.users_input or []]
@@ -208,6 +209,10 @@ def run_batch(args) -> int:
         print(f"strata ingest batch: LOST RECORDS: read {summary.read} != accepted {summary.accepted} "
               f"+ dead-lettered {summary.dead_lettered}", file=sys.stderr)
         return 1
+    if summary.failed_files:
+        print(f"strata ingest batch: {len(summary.failed_files)} input file(s) could not be read to the end "
+              "(see raw.dead_letters, stage decode); the other files were ingested", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -232,4 +237,8 @@ def print_summary(summary) -> None:
     if summary.users_read:
         print(f"user records      {summary.users_read:>12,}   (accepted {summary.users_accepted:,}, "
               f"dead-lettered {summary.users_dead_lettered:,})")
-    print(f"throughput        {summary.events_per_s:>12,.0f} events/s  ({summary.seconds:.2f} s)")
+    for failed in summary.failed_files:
+        print(f"file not read to the end: {failed['file']}\n  {failed['error_type']} at byte {failed['offset']:,}: "
+              f"{failed['reason']}")
+    print(f"throughput        {summary.events_per_s:>12,.0f} events/s  ({summary.seconds:.2f} s, "
+          f"{summary.workers} worker process{'es' if summary.workers > 1 else ''})")

@@ -10,7 +10,7 @@ Typed formats (Avro, Parquet) can only carry dicts whose values fit the input sc
 the ``typed`` subset of variants; error types with no typed variant are never generated there.
 In typed records ``properties``/``context`` travel as JSON text; :class:`RawJson` marks text
 that must be written verbatim (e.g. ``[1, 2]``), which a reader that parses the JSON-text columns
-hands to the validator as a non-object.
+hands to the validator as a non-object. NDJSON embeds it verbatim too, as a JSON value.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ class RawJson(str):
 #: Error types of the contract the generator never produces, and why.
 NOT_GENERATED = {
     "unreadable_record": "an Avro/Parquet row the reader cannot convert; a valid typed file has none",
+    **{name: "a file-level error: generated files are complete (tests damage files themselves)"
+       for name in c.FILE_ERROR_TYPES},
     "invalid_country": "a users-file rule; users.jsonl is kept clean so event counts stay exact",
     "unexpected_error": "a validator bug by definition",
 }
@@ -134,6 +136,24 @@ def _nan(obj: dict) -> bytes:
     return _dumps(obj).replace(b'"price":1', b'"price":NaN')
 
 
+def _deep_bytes(levels: int) -> Callable[[dict], bytes]:
+    """``properties`` nested ``levels`` deep, written by hand: JSON encoders refuse such depth."""
+    def apply(obj: dict) -> bytes:
+        obj["properties"] = "DEEP"
+        deep = b'{"child":' * (levels - 1) + b"{}" + b"}" * (levels - 1)
+        return _dumps(obj).replace(b'"DEEP"', deep)
+    return apply
+
+
+def _repeat_top_level_key(obj: dict) -> bytes:
+    return _dumps(obj)[:-1] + b',"event_type":"purchase"}'  # the last value would have won
+
+
+def _repeat_nested_key(obj: dict) -> bytes:
+    obj["properties"] = {"page": "/checkout", "referrer": None}
+    return _dumps(obj).replace(b'"page":"/checkout"', b'"page":"/checkout","page":"/cart"')
+
+
 def _raw(data: bytes) -> Callable[[dict], bytes]:
     return lambda obj: data
 
@@ -164,6 +184,10 @@ RECIPES: dict[str, tuple[bool, list[tuple[bool, Callable[[dict], dict | bytes]]]
                                (True, _set(user_id="u" * 129)), (True, _set(anonymous_id="a" * 300)),
                                (True, _set(session_id="s" * 129))]),
     "empty_field": (False, [(True, _set(event_id=""))]),
+    "duplicate_key": (False, [(False, _repeat_top_level_key), (False, _repeat_nested_key),
+                              (True, _set(properties=RawJson('{"page": "/a", "page": "/b"}')))]),
+    "invalid_id": (False, [(True, _set(event_id="   ")), (True, _set(user_id=" \t")),
+                           (True, _set(anonymous_id="anon\u0000")), (True, _set(session_id="\u3000\u3000"))]),
     "invalid_event_type": (False, [(True, _set(event_type="Page View")), (True, _set(event_type="pageView")),
                                    (True, _set(event_type="1st_visit")),
                                    (True, _set(event_type="checkout.completed")),
@@ -190,7 +214,8 @@ RECIPES: dict[str, tuple[bool, list[tuple[bool, Callable[[dict], dict | bytes]]]
     "negative_amount": (True, [(True, _set(amount=-19.99)), (True, _set(event_type="refund", amount=-5.0)),
                                (False, _set(amount=-1))]),
     "invalid_amount": (True, [(True, _set(amount=1e30)), (True, _set(amount=1e-10)),
-                              (True, _set(amount=12.3456789012)), (True, _set(amount=1e29))]),
+                              (True, _set(amount=12.3456789012)), (True, _set(amount=1e29)),
+                              (True, _set(amount=1e20)), (True, _set(amount=float(c.AMOUNT_LIMIT)))]),
     "missing_currency": (True, [(True, _drop("currency")), (True, _set(currency=None)),
                                 (True, _set(event_type="page_view"))]),  # followed by a drop below
     "invalid_currency": (True, [(True, _set(currency="usd")), (True, _set(currency="US")),
@@ -204,10 +229,13 @@ RECIPES: dict[str, tuple[bool, list[tuple[bool, Callable[[dict], dict | bytes]]]
     "nesting_too_deep": (False, [(True, _set(properties=_deep(c.MAX_NESTING_LEVELS + 1))),
                                  (True, _set(properties=_deep(c.MAX_NESTING_LEVELS + 4))),
                                  (True, _set(context=_deep(c.MAX_NESTING_LEVELS + 2))),
-                                 (True, _set(properties=_deep_list(c.MAX_NESTING_LEVELS + 1)))]),
+                                 (True, _set(properties=_deep_list(c.MAX_NESTING_LEVELS + 1))),
+                                 # deep, but below the 128 levels past which DuckDB's read_json (the
+                                 # benchmark's ceiling) refuses a whole file; 300 levels are tested apart
+                                 (False, _deep_bytes(120))]),
     "invalid_schema_version": (False, [(True, _set(schema_version=0)), (True, _set(schema_version=-1)),
                                        (False, _set(schema_version="1")), (False, _set(schema_version=1.5)),
-                                       (False, _set(schema_version=True))]),
+                                       (False, _set(schema_version=True)), (False, _set(schema_version=2**64 - 1))]),
 }
 _missing = set(GENERATED_ERROR_TYPES) - set(RECIPES)
 assert not _missing, f"contract error types without a generator recipe: {sorted(_missing)}"

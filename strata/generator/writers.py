@@ -20,6 +20,20 @@ _FIELDS = tuple(f.name for f in c.CONTRACT_FIELDS)
 _JSON_FIELDS = frozenset(f.name for f in c.CONTRACT_FIELDS if f.kind == "json")
 
 
+def _verbatim(value):
+    """:class:`RawJson` is JSON text: written as it is (e.g. an object with a repeated key)."""
+    if isinstance(value, RawJson):
+        return orjson.Fragment(str(value))
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def ndjson_bytes(record: dict | bytes) -> bytes:
+    """One NDJSON line (without its line break) as the NDJSON writer writes ``record``."""
+    if type(record) is bytes:
+        return record
+    return orjson.dumps(record, default=_verbatim, option=orjson.OPT_PASSTHROUGH_SUBCLASS)
+
+
 class NdjsonWriter:
     ext = "ndjson"
     typed = False
@@ -31,7 +45,7 @@ class NdjsonWriter:
         self.records = 0
 
     def write(self, record: dict | bytes, crlf: bool = False) -> tuple[int, int]:
-        data = record if type(record) is bytes else orjson.dumps(record)
+        data = ndjson_bytes(record)
         self._f.write(data + (b"\r\n" if crlf else b"\n"))
         self.line += 1
         self.records += 1
