@@ -106,6 +106,10 @@ def users_table(batch: RecordBatch, positions: list, users: list[UserRecord], us
 
 def signup_users(events: pa.Table, positions: list) -> tuple[list, list[UserRecord]]:
     """``signup`` events with a ``user_id`` → user rows (plan and country from ``properties``)."""
+    if events.num_rows == 0:
+        # pyarrow 25's indices_nonzero segfaults on a chunked array whose chunks are all empty
+        # (a batch the fast path and the validator both took nothing from).
+        return [], []
     signups = pc.and_(pc.equal(events.column("event_type"), "signup"), pc.is_valid(events.column("user_id")))
     where = pc.indices_nonzero(pc.fill_null(signups, False)).to_pylist()
     if not where:

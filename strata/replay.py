@@ -16,7 +16,9 @@ The lake is append-only, so nothing is rewritten (see ``contract.DEAD_LETTER_REP
   half-way and is run again rewrites the same parts instead of adding copies.
 
 Write-stage dead letters (``bigquery_insert_error``) hold a refused BigQuery row, not an input
-record: they are replayed into BigQuery by the operator, not here.
+record: they are replayed into BigQuery by the operator, not here. File-level dead letters
+(``contract.FILE_ERROR_TYPES``: a truncated or unreadable file) hold no record either: fix or
+re-fetch the file and ingest it again (its parts are replaced, so nothing is counted twice).
 """
 
 from __future__ import annotations
@@ -33,13 +35,13 @@ from strata_core import contract as c
 from strata_core import schemas
 from strata_core.lake import write_part
 
-_LATEST_SQL = """
+_LATEST_SQL_TEMPLATE = """
 with ranked as (
     select *,
            row_number() over (partition by row_key order by replay_count desc, failed_at desc) as recency,
            min(failed_at) over (partition by row_key) as first_failed_at
     from raw.dead_letters
-    where stage <> 'write'
+    where stage <> 'write' and error_type not in ({file_types})
 )
 select row_key, source, error_type, error_message, raw_payload, attributes, event_id, replay_count,
        first_failed_at
@@ -47,6 +49,7 @@ from ranked
 where recency = 1
   and row_key not in (select row_key from raw.dead_letter_replays where outcome = 'accepted')
 """
+_LATEST_SQL = _LATEST_SQL_TEMPLATE.format(file_types=", ".join("?" for _ in c.FILE_ERROR_TYPES))
 
 
 @dataclasses.dataclass
@@ -67,7 +70,7 @@ def pending(error_types=None, since=None, until=None, event_ids=None) -> list[di
     """The current rows of pending dead letters, filtered; bound parameters only."""
     from strata import warehouse
 
-    sql, params = _LATEST_SQL, []
+    sql, params = _LATEST_SQL, list(c.FILE_ERROR_TYPES)
     if error_types:
         sql += f" and error_type in ({', '.join('?' for _ in error_types)})"
         params += list(error_types)

@@ -259,3 +259,14 @@ def test_user_files_have_steps_of_their_own():
     (part,) = list(EnrichUsersFn().process(valid))
     assert part.table == "users" and part.rows.to_pylist()[0]["user_source"] == "user_file"
     assert part.rows.schema == schemas.arrow_schema("users")
+
+
+def test_a_batch_with_no_valid_event_goes_through_every_step():
+    """Every record refused (here: over the size limit, so the fast path takes none): Enrich
+    still runs on the empty result, and every record is a dead letter (pyarrow 25 crashed on the
+    empty chunked columns this builds)."""
+    from strata_core import contract as c
+
+    big = line(properties={"blob": "x" * (c.MAX_RECORD_BYTES + 10)})
+    rows, dead = _run_steps(chunk([big, big]))
+    assert rows == [] and [d["error_type"] for d in dead] == ["record_too_large", "record_too_large"]
