@@ -21,7 +21,7 @@ CREATE TABLE IF NOT EXISTS raw.events (
   session_id STRING OPTIONS(description="Producer session id (Strata also derives its own sessions)."),
   event_timestamp TIMESTAMP NOT NULL OPTIONS(description="RFC 3339 string with an offset, or integer epoch milliseconds. Normalised to UTC; must lie in [2000-01-01, receive time + 24 h]."),
   platform STRING OPTIONS(description="Where the event came from."),
-  amount NUMERIC OPTIONS(description="Money amount, >= 0, at most 9 decimal places. Required for `purchase` and `refund`."),
+  amount NUMERIC OPTIONS(description="Money amount, >= 0, below 10^15, at most 9 decimal places. Required for `purchase` and `refund`."),
   currency STRING OPTIONS(description="ISO 4217 code; required when `amount` is present."),
   properties JSON OPTIONS(description="Event-specific JSON object, nesting <= 10 levels."),
   context JSON OPTIONS(description="Client context JSON object (device, page, campaign ...)."),
