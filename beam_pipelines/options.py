@@ -58,7 +58,9 @@ def validate_batch_options(opts: BatchIngestOptions) -> None:
 class StreamIngestOptions(PipelineOptions):
     """Options of the streaming job (``strata ingest stream`` and the ``ingest_stream`` Flex Template).
 
-    The sink options mean what they mean for the batch job (``BatchIngestOptions``).
+    The sink options (``--sink``, ``--strata_home``, ``--bq_*``) are declared once, by
+    ``BatchIngestOptions``: Beam merges every ``PipelineOptions`` subclass into one parser, so a
+    flag declared twice makes every pipeline fail with "conflicting option string".
     """
 
     @classmethod
@@ -68,13 +70,6 @@ class StreamIngestOptions(PipelineOptions):
         parser.add_argument("--dead_letter_topic", default=None,
                             help="Optional Pub/Sub topic (projects/PROJECT/topics/NAME) that also receives "
                                  "every dead letter, with its original bytes and attributes.")
-        parser.add_argument("--sink", default="local", choices=SINKS,
-                            help="local: Parquet lake + DuckDB under --strata_home; bigquery: raw dataset.")
-        parser.add_argument("--strata_home", default=None, help="Local sink: absolute path of $STRATA_HOME.")
-        parser.add_argument("--bq_project", default=None, help="BigQuery sink: project id.")
-        parser.add_argument("--bq_dataset", default="raw", help="BigQuery sink: dataset of the raw tables.")
-        parser.add_argument("--bq_endpoint", default=None,
-                            help="BigQuery sink: a loopback endpoint of a fake or emulator (tests only).")
         parser.add_argument("--window_sec", type=int, default=60,
                             help="Per-minute counts: event-time window length in seconds (default 60).")
         parser.add_argument("--allowed_lateness_sec", type=int, default=3600,
