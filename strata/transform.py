@@ -29,6 +29,7 @@ import time
 import uuid
 from typing import Iterable, Iterator
 
+from strata import dbt_costs, recorder
 from strata_core import paths
 
 PROJECT_DIR = pathlib.Path(__file__).resolve().parent.parent / "transforms_sql"
@@ -125,7 +126,7 @@ def dbt_args(command: str, *, target: str, full_refresh: bool = False,
     return args + list(extra)
 
 
-def invoke_dbt(args: list[str], *, warehouse_file: pathlib.Path | None = None):
+def invoke_dbt(args: list[str], *, warehouse_file: pathlib.Path | None = None, callbacks=()):
     """Run one dbt command in-process with Strata's environment; returns dbt's result object.
 
     ``target/`` and ``logs/`` go under ``$STRATA_HOME/dbt`` so two homes never share them and
@@ -145,7 +146,7 @@ def invoke_dbt(args: list[str], *, warehouse_file: pathlib.Path | None = None):
         env["STRATA_WAREHOUSE_PATH"] = str(warehouse_file)
     with _env(env):
         try:
-            return dbtRunner().invoke(args)
+            return dbtRunner(callbacks=list(callbacks)).invoke(args)
         finally:
             _release_dbt_duckdb()
 
@@ -199,6 +200,17 @@ def _mart_rows(db_file: pathlib.Path) -> dict[str, int]:
         con.close()
 
 
+def _estimate(costs, db_file: pathlib.Path) -> dict[str, int]:
+    """Bytes each node would have scanned on BigQuery, estimated from DuckDB's profiles."""
+    import duckdb
+
+    con = duckdb.connect(str(db_file))
+    try:
+        return costs.bytes_by_node(lambda sql, params: con.execute(sql, params).fetchall())
+    finally:
+        con.close()
+
+
 def _checkpoint(db_file: pathlib.Path) -> None:
     """Fold the WAL into the file so the renamed file is complete on its own."""
     import duckdb
@@ -233,16 +245,24 @@ def run_transform(*, target: str = "duckdb", full_refresh: bool = False,
     started = time.monotonic()
     paths.use_offline_env()
     args = dbt_args(command, target=target, full_refresh=full_refresh, select=select)
-    with _build_lock():
-        if target == "duckdb":
-            summary = _run_duckdb(args)
-        else:
-            summary = _run_direct(args)
+    # Every build is recorded in the monitoring tables, failed ones too (strata/recorder.py).
+    run = recorder.TransformRun(target)
+    costs = dbt_costs.ScanCollector() if target == "duckdb" else None
+    try:
+        with _build_lock():
+            if target == "duckdb":
+                summary = _run_duckdb(args, costs)
+            else:
+                summary = _run_direct(args)
+    except BaseException as exc:
+        run.fail(exc)
+        raise
     summary.update(target=target, full_refresh=full_refresh, seconds=round(time.monotonic() - started, 3))
+    run.finish(summary, summary.pop("estimates", None))
     return summary
 
 
-def _run_duckdb(args: list[str]) -> dict:
+def _run_duckdb(args: list[str], costs: "dbt_costs.ScanCollector") -> dict:
     from strata import warehouse
 
     live = warehouse.init()
@@ -253,9 +273,10 @@ def _run_duckdb(args: list[str]) -> dict:
     shutil.copyfile(live, build)
     published = False
     try:
-        res = invoke_dbt(args, warehouse_file=build)
+        res = invoke_dbt(args, warehouse_file=build, callbacks=[costs.on_event])
         summary = _summarise(res)
         summary["ok"] = bool(res.success)
+        summary["estimates"] = _estimate(costs, build)
         if not res.success:
             summary["data_version"] = read_data_version()
             summary["rows"] = {}

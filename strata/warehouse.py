@@ -6,8 +6,10 @@ Layout under ``$STRATA_HOME``::
     lake/raw/dead_letters/<part>.parquet                   rejected records with their original bytes
     lake/raw/users/<part>.parquet                          user master rows
     lake/raw/<table>/_schema.parquet                       zero-row file so an empty table still reads
-    warehouse.duckdb                                       schemas raw (views over the lake),
-                                                           staging, curated, mart (built by dbt)
+    lake/monitoring/<table>/<date>/<run>.parquet           run facts (strata_core.monitoring), one part a run
+    warehouse.duckdb                                       schemas raw and monitoring (views over the
+                                                           lake), staging, curated, mart (and the
+                                                           monitoring models, built by dbt)
 
 Why this shape:
 
@@ -27,14 +29,20 @@ from typing import Iterator
 
 import duckdb
 
-from strata_core import paths, schemas
+from strata_core import lake as lake_parts
+from strata_core import paths
 from strata_core.lake import table_dir, write_part
 
-SCHEMAS = ("raw", "staging", "curated", "mart")
+SCHEMAS = ("raw", "staging", "curated", "mart", "monitoring")
 
 
-def _glob(table: str, lake: pathlib.Path) -> str:
-    return str(table_dir(table, lake) / "**" / "*.parquet")
+def _lake_tables():
+    """(schema, table) of every lake table: raw.* and the recorded monitoring.* tables."""
+    return [(schema, table) for schema, (tables, _) in lake_parts.SCHEMAS.items() for table in tables]
+
+
+def _glob(table: str, lake: pathlib.Path, schema: str = "raw") -> str:
+    return str(table_dir(table, lake, schema) / "**" / "*.parquet")
 
 
 def init(db_path: pathlib.Path | None = None, lake: pathlib.Path | None = None) -> pathlib.Path:
@@ -45,24 +53,25 @@ def init(db_path: pathlib.Path | None = None, lake: pathlib.Path | None = None) 
     """
     db_path = db_path or paths.warehouse_path()
     lake = lake or paths.lake_dir()
-    for table in schemas.RAW_TABLES:
-        directory = table_dir(table, lake)
+    for schema, table in _lake_tables():
+        directory = table_dir(table, lake, schema)
         directory.mkdir(parents=True, exist_ok=True)
         marker = directory / "_schema.parquet"
         if not marker.exists():
-            write_part(table, "_schema", schemas.arrow_schema(table).empty_table(), lake=lake)
+            write_part(table, "_schema", lake_parts.arrow_schema(table, schema).empty_table(), lake=lake,
+                       schema=schema)
     if db_path.exists() and _has_views(db_path):
         return db_path
     con = duckdb.connect(str(db_path))
     try:
         for schema in SCHEMAS:
             con.execute(f"create schema if not exists {schema}")
-        for table in schemas.RAW_TABLES:
+        for schema, table in _lake_tables():
             # The glob is ours (no user input); hive_partitioning is off because every part also
             # stores its partition column, which keeps types exact (DATE, not VARCHAR).
             con.execute(
-                f"create or replace view raw.{table} as select * from read_parquet("
-                f"'{_glob(table, lake)}', hive_partitioning = false, union_by_name = true)"
+                f"create or replace view {schema}.{table} as select * from read_parquet("
+                f"'{_glob(table, lake, schema)}', hive_partitioning = false, union_by_name = true)"
             )
     finally:
         con.close()
@@ -75,9 +84,9 @@ def _has_views(db_path: pathlib.Path) -> bool:
     except duckdb.Error:
         return False
     try:
-        found = {r[0] for r in con.execute(
-            "select table_name from information_schema.tables where table_schema = 'raw'").fetchall()}
-        return set(schemas.RAW_TABLES) <= found
+        found = set(con.execute(
+            "select table_schema, table_name from information_schema.tables").fetchall())
+        return set(_lake_tables()) <= found
     finally:
         con.close()
 

@@ -69,9 +69,14 @@ def run_batch(args, beam_args: list[str] | None = None) -> int:
     if args.workers < 1:
         print("strata ingest batch: --workers must be >= 1", file=sys.stderr)
         return 2
+    from strata import recorder
+
     try:
-        summary = batch.run(argv, runner=args.runner, workers=args.workers,
-                            progress=not args.json and sys.stderr.isatty())
+        # Recorded in the monitoring tables, failed runs included (strata/recorder.py).
+        with recorder.ingest_run(args.sink, args.input, bq_project=args.bq_project,
+                                 bq_endpoint=args.bq_endpoint) as run:
+            summary = run.summary = batch.run(argv, runner=args.runner, workers=args.workers,
+                                              progress=not args.json and sys.stderr.isatty())
     except (ValueError, FileNotFoundError) as exc:
         print(f"strata ingest batch: {exc}", file=sys.stderr)
         return 2
