@@ -1,0 +1,218 @@
+"""Anomalies in daily series that a busy team can trust, each with an explanation.
+
+Product metrics are weekly: weekends dip, Mondays climb. A z-score over the trailing days
+flags every weekend (or, with the weekends inflating its spread, nothing). The detector here,
+for each day ``t``:
+
+1. works on ``y = log(value + offset)``, so changes are relative and the spread does not grow
+   with the level;
+2. takes the training days before ``t``: the last ``window_days`` (28) for the level and the
+   spread, the last ``season_window_days`` (56) for the weekday pattern, leaving out days it
+   already flagged (an outage must not become the new normal) and missing days;
+3. needs ``min_history_days`` (21) training days, else says so instead of guessing;
+4. removes the weekday pattern: each weekday's median minus the overall median (weekdays with
+   fewer than ``min_per_weekday`` days get no adjustment);
+5. takes the median of the deseasonalised training values as the level: robust, a few
+   outliers cannot drag it;
+6. takes the spread from its own recent out-of-sample errors: the MAD of ``value - expected``
+   (log) over the last ``error_window_days`` (56) judged, unflagged days. That spread includes
+   every source of error the prediction really has (noise, the weekday pattern's and the
+   level's estimation error, a trend the median lags), so scores are calibrated (for Gaussian
+   noise about 1 normal day in 2,000 lies beyond the default k = 3.5). Until ``min_history_days`` errors exist it
+   uses the MAD of the training values, widened for the estimation error of the medians;
+7. floors the spread (``floor_rel``, and for counts the Poisson noise ``1 / sqrt(expected)``),
+   so a quiet stretch does not make every wiggle an anomaly;
+8. flags ``t`` when ``|y_t - expected| > k x spread`` in the watched ``direction``.
+
+Benchmarked against the trailing 14-day z-score and the same-weekday z-score in
+``bench/anomaly.py`` (BENCHMARKS.md, "Anomaly detection").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import math
+from typing import Iterable
+
+import numpy as np
+
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_MAD_TO_SD = 1.4826
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    k: float = 3.5
+    window_days: int = 28
+    season_window_days: int = 56
+    error_window_days: int = 56
+    min_history_days: int = 21
+    min_per_weekday: int = 2
+    #: ``both``, ``up`` (only rises are anomalies: error rates) or ``down``.
+    direction: str = "both"
+    #: The spread never drops below this (log units: about a relative change).
+    floor_rel: float = 0.02
+    #: Counts: the spread never drops below Poisson noise, 1 / sqrt(expected count).
+    counts: bool = True
+    #: ``log(value + offset)``: 1 for counts, a small number for rates and money.
+    offset: float = 1.0
+    #: Leave flagged days out of later training windows.
+    exclude_flagged: bool = True
+
+    def __post_init__(self):
+        if self.direction not in ("both", "up", "down"):
+            raise ValueError(f"direction {self.direction!r}: expected both, up or down")
+        if self.k <= 0 or self.window_days < 2 or self.min_history_days < 2:
+            raise ValueError("k must be > 0, window_days and min_history_days >= 2")
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    day: dt.date
+    value: float | None
+    #: ``anomaly``, ``normal``, ``insufficient_history`` or ``missing``.
+    status: str
+    expected: float | None = None
+    low: float | None = None
+    high: float | None = None
+    #: (log value - expected log) / spread; the sign says up or down.
+    score: float | None = None
+    #: True when the expected value used a weekday adjustment.
+    seasonal: bool = False
+    history_days: int = 0
+
+    @property
+    def change(self) -> float | None:
+        """Relative change from the expected value (-0.31 = 31 % below)."""
+        if self.value is None or not self.expected:
+            return None
+        return self.value / self.expected - 1.0
+
+    @property
+    def is_anomaly(self) -> bool:
+        return self.status == "anomaly"
+
+
+def detect(series: Iterable[tuple[dt.date, float | None]], settings: Settings = Settings()) -> list[Verdict]:
+    """A verdict for every day from the first to the last of ``series`` (days absent from it are
+    ``missing``). ``series`` is ``(date, value)`` pairs in any order; values must be >= 0."""
+    values = {day: (None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v))
+              for day, v in series}
+    if not values:
+        return []
+    first, last = min(values), max(values)
+    n = (last - first).days + 1
+    raw = np.full(n, np.nan)
+    for day, v in values.items():
+        if v is not None:
+            if v < 0:
+                raise ValueError(f"{day}: value {v} is negative; the detector takes counts, rates and amounts >= 0")
+            raw[(day - first).days] = v
+    logs = np.log(raw + settings.offset)
+    weekdays = (first.weekday() + np.arange(n)) % 7
+    usable = ~np.isnan(logs)  # cleared for flagged days
+    errors = np.full(n, np.nan)  # out-of-sample log errors of judged, unflagged days
+    out = []
+    for t in range(n):
+        day = first + dt.timedelta(days=t)
+        if np.isnan(raw[t]):
+            out.append(Verdict(day, None, "missing"))
+            continue
+        recent_lo = max(0, t - settings.window_days)
+        recent = np.flatnonzero(usable[recent_lo:t]) + recent_lo
+        if len(recent) < settings.min_history_days:
+            out.append(Verdict(day, float(raw[t]), "insufficient_history", history_days=len(recent)))
+            continue
+        season_lo = max(0, t - settings.season_window_days)
+        season = np.flatnonzero(usable[season_lo:t]) + season_lo
+        past = errors[max(0, t - settings.error_window_days):t]
+        verdict, error = _judge(day, float(raw[t]), logs, weekdays, season, recent, past[~np.isnan(past)], settings)
+        if verdict.is_anomaly and settings.exclude_flagged:
+            usable[t] = False
+        else:
+            errors[t] = error
+        out.append(verdict)
+    return out
+
+
+def _median(a: np.ndarray) -> float:
+    """np.median without its overhead (these arrays have at most a few dozen values)."""
+    ordered = np.sort(a)
+    mid = len(ordered) // 2
+    return float(ordered[mid]) if len(ordered) % 2 else float((ordered[mid - 1] + ordered[mid]) / 2)
+
+
+def _weekday_effects(logs: np.ndarray, weekdays: np.ndarray, days: np.ndarray, min_per_weekday: int) -> np.ndarray:
+    """Per weekday: the median of its days minus the overall median (0 with too few days)."""
+    values, kinds = logs[days], weekdays[days]
+    overall = _median(values)
+    effects = np.zeros(7)
+    for weekday in range(7):
+        same = values[kinds == weekday]
+        if len(same) >= min_per_weekday:
+            effects[weekday] = _median(same) - overall
+    return effects
+
+
+def _judge(day, value, logs, weekdays, season, recent, past_errors, s: Settings) -> tuple[Verdict, float]:
+    effects = _weekday_effects(logs, weekdays, season, s.min_per_weekday)
+    deseasonalised = logs[recent] - effects[weekdays[recent]]
+    level = _median(deseasonalised)
+    if len(past_errors) >= s.min_history_days:
+        spread = _MAD_TO_SD * _median(np.abs(past_errors))
+    else:
+        # In-sample spread, widened for the error of the medians (variance pi/2 sd^2 / n each).
+        same_weekday = max(1, int(np.sum(weekdays[season] == day.weekday())))
+        spread = _MAD_TO_SD * _median(np.abs(deseasonalised - level))
+        spread *= math.sqrt(1 + math.pi / 2 / same_weekday + math.pi / 2 / len(recent))
+    effect = float(effects[day.weekday()])
+    expected_log = level + effect
+    expected = max(math.exp(expected_log) - s.offset, 0.0)
+    floor = s.floor_rel
+    if s.counts:
+        floor = max(floor, 1.0 / math.sqrt(max(expected, 1.0)))
+    spread = max(spread, floor)
+    error = math.log(value + s.offset) - expected_log
+    score = error / spread
+    anomalous = (score > s.k and s.direction in ("both", "up")) or (score < -s.k and s.direction in ("both", "down"))
+    low = max(math.exp(expected_log - s.k * spread) - s.offset, 0.0)
+    high = math.exp(expected_log + s.k * spread) - s.offset
+    verdict = Verdict(day, value, "anomaly" if anomalous else "normal", expected=expected, low=low, high=high,
+                      score=score, seasonal=effect != 0.0, history_days=len(recent))
+    return verdict, error
+
+
+# ---- explanations ----------------------------------------------------------------------------
+
+def format_value(value: float | None, unit: str = "count") -> str:
+    """``count``: 1,204; ``money``: 4,048.67; ``rate`` (a fraction): 2.1 %."""
+    if value is None:
+        return "n/a"
+    if unit == "rate":
+        return f"{value * 100:.2f} %" if value < 0.1 else f"{value * 100:.1f} %"
+    if unit == "money":
+        return f"{value:,.2f}"
+    return f"{value:,.0f}" if abs(value) >= 10 else f"{value:,.1f}".rstrip("0").rstrip(".")
+
+
+def explain(label: str, verdict: Verdict, unit: str = "count", settings: Settings = Settings()) -> str:
+    """One sentence a person can act on, e.g. "Tuesday's purchase events (612) are 49 % below
+    the usual Tuesday (about 1,204; typical range 1,010–1,430)." ``label`` is plural."""
+    weekday = WEEKDAYS[verdict.day.weekday()]
+    if verdict.status == "insufficient_history":
+        return (f"{label} on {verdict.day}: not judged, {verdict.history_days} days of history "
+                f"(at least {settings.min_history_days} needed)")
+    if verdict.status == "missing" or verdict.expected is None:
+        return f"{label} on {verdict.day}: no value"
+    usual = f"the usual {weekday}" if verdict.seasonal else "the usual level"
+    change = verdict.change
+    if change is None:
+        relation = "above"
+    elif change >= 1.0:
+        relation = f"{change + 1:.1f}x"
+    else:
+        relation = f"{abs(change) * 100:.0f} % {'above' if change >= 0 else 'below'}"
+    return (f"{weekday}'s {label} ({format_value(verdict.value, unit)}, {verdict.day}) are {relation} "
+            f"{usual} (about {format_value(verdict.expected, unit)}; typical range "
+            f"{format_value(verdict.low, unit)}–{format_value(verdict.high, unit)})")
