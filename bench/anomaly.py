@@ -7,7 +7,8 @@ Series: a level between ~50 and ~20,000 a day (log-uniform), a weekly pattern (w
 20-50 %, smaller per-weekday wobbles), a slow trend of up to +-30 % over the period,
 multiplicative noise (sd 3-6 %) and Poisson noise on top. Anomalies are injected on ~2 % of the
 days: scenario ``drops`` multiplies the day by 0.75 (the -25 % drops of the issue); scenario
-``mixed`` draws -50 % days, +60 % days and two-day -40 % outages.
+``mixed`` draws -50 % days, +60 % days and two-day -40 % outages; scenario ``growth`` is
+``drops`` on series that grow or shrink by up to e^1 (x2.7) over the period.
 
 Contenders (a day counts from day 57 on, when every method has its history):
 
@@ -57,7 +58,8 @@ def generate(rng: np.random.Generator, days: int, scenario: str) -> Series:
     level = math.exp(rng.uniform(math.log(50), math.log(20_000)))
     weekday = 1 + rng.normal(0, 0.04, 7)
     weekday[5:] *= 1 - rng.uniform(0.2, 0.5)
-    trend = np.linspace(0, rng.uniform(-0.3, 0.3), days)
+    steep = 1.0 if scenario == "growth" else 0.3
+    trend = np.linspace(0, rng.uniform(-steep, steep), days)
     noise_sd = rng.uniform(0.03, 0.06)
     mean = level * weekday[np.arange(days) % 7] * np.exp(trend + rng.normal(0, noise_sd, days))
     injected = np.zeros(days, dtype=bool)
@@ -65,7 +67,7 @@ def generate(rng: np.random.Generator, days: int, scenario: str) -> Series:
     day = 0
     while day < days:
         if rng.random() < 0.02:
-            if scenario == "drops":
+            if scenario in ("drops", "growth"):
                 factor[day], injected[day] = 0.75, True
             else:
                 kind = rng.integers(3)
@@ -169,7 +171,7 @@ def main(argv=None) -> int:
         parser.error(f"--days must be above {EVALUATE_FROM + 7}")
     print(f"{args.series} series x {args.days} days per scenario, seed {args.seed}; "
           f"days {EVALUATE_FROM + 1}..{args.days} evaluated")
-    for scenario in ("drops", "mixed"):
+    for scenario in ("drops", "mixed", "growth"):
         scores, per_series_s, injected = run(scenario, args.series, args.days, args.seed)
         print(f"\n### Scenario `{scenario}` ({injected} injected anomalous days)\n")
         print("| method | precision | recall | false-alert rate | true alerts | false alerts "

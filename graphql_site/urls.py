@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.staticfiles.views import serve as serve_static
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 
 from graphql_site.gateway.views import graphql_endpoint, healthz
 
@@ -10,6 +10,7 @@ urlpatterns = [
     path("graphql/", graphql_endpoint),
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    path("dashboards/", include("graphql_site.dashboards.urls")),
 ]
 
 if settings.STRATA_SERVE_STATIC:

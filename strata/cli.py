@@ -13,7 +13,7 @@ import sys
 from strata import __version__
 
 #: Command modules, in the order ``strata --help`` lists them.
-COMMANDS = ("generate", "ingest", "transform", "query", "serve", "docs", "demo")
+COMMANDS = ("generate", "ingest", "transform", "check", "query", "serve", "docs", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

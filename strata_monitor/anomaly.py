@@ -12,14 +12,14 @@ for each day ``t``:
 3. needs ``min_history_days`` (21) training days, else says so instead of guessing;
 4. removes the weekday pattern: each weekday's median minus the overall median (weekdays with
    fewer than ``min_per_weekday`` days get no adjustment);
-5. takes the median of the deseasonalised training values as the level: robust, a few
-   outliers cannot drag it;
+5. takes the median of the last ``level_days`` (14) deseasonalised training values as the
+   level: robust (a few outliers cannot drag it) and quick enough to follow growth;
 6. takes the spread from its own recent out-of-sample errors: the MAD of ``value - expected``
    (log) over the last ``error_window_days`` (56) judged, unflagged days. That spread includes
    every source of error the prediction really has (noise, the weekday pattern's and the
    level's estimation error, a trend the median lags), so scores are calibrated (for Gaussian
-   noise about 1 normal day in 2,000 lies beyond the default k = 3.5). Until ``min_history_days`` errors exist it
-   uses the MAD of the training values, widened for the estimation error of the medians;
+   noise about 1 normal day in 2,000 lies beyond the default k = 3.5). Until
+   ``min_history_days`` such errors exist, it uses leave-one-out errors of the training days;
 7. floors the spread (``floor_rel``, and for counts the Poisson noise ``1 / sqrt(expected)``),
    so a quiet stretch does not make every wiggle an anomaly;
 8. flags ``t`` when ``|y_t - expected| > k x spread`` in the watched ``direction``.
@@ -45,6 +45,9 @@ _MAD_TO_SD = 1.4826
 class Settings:
     k: float = 3.5
     window_days: int = 28
+    #: The level is the median of the last ``level_days`` deseasonalised days: short enough to
+    #: follow growth (a 28-day median lags a trend by two weeks), long enough to be stable.
+    level_days: int = 14
     season_window_days: int = 56
     error_window_days: int = 56
     min_history_days: int = 21
@@ -127,7 +130,8 @@ def detect(series: Iterable[tuple[dt.date, float | None]], settings: Settings = 
         season_lo = max(0, t - settings.season_window_days)
         season = np.flatnonzero(usable[season_lo:t]) + season_lo
         past = errors[max(0, t - settings.error_window_days):t]
-        verdict, error = _judge(day, float(raw[t]), logs, weekdays, season, recent, past[~np.isnan(past)], settings)
+        verdict, error = _judge(t, day, float(raw[t]), logs, weekdays, season, recent, past[~np.isnan(past)],
+                                settings)
         if verdict.is_anomaly and settings.exclude_flagged:
             usable[t] = False
         else:
@@ -155,17 +159,29 @@ def _weekday_effects(logs: np.ndarray, weekdays: np.ndarray, days: np.ndarray, m
     return effects
 
 
-def _judge(day, value, logs, weekdays, season, recent, past_errors, s: Settings) -> tuple[Verdict, float]:
+def _leave_one_out_errors(t, logs, weekdays, season, recent, s: Settings) -> np.ndarray:
+    """Until the detector has its own out-of-sample errors: each recent day predicted from the
+    other training days (weekday pattern and level without it). In-sample residuals would be
+    too small: with 3-4 days per weekday, each weekday's median sits close to its own days."""
+    errors = []
+    for i in recent:
+        others = season[season != i]
+        effects = _weekday_effects(logs, weekdays, others, s.min_per_weekday)
+        near = others[others >= t - s.level_days]
+        near = near if len(near) else others
+        errors.append(logs[i] - effects[weekdays[i]] - _median(logs[near] - effects[weekdays[near]]))
+    return np.array(errors)
+
+
+def _judge(t, day, value, logs, weekdays, season, recent, past_errors, s: Settings) -> tuple[Verdict, float]:
     effects = _weekday_effects(logs, weekdays, season, s.min_per_weekday)
     deseasonalised = logs[recent] - effects[weekdays[recent]]
-    level = _median(deseasonalised)
+    latest = deseasonalised[recent >= t - s.level_days]
+    level = _median(latest if len(latest) else deseasonalised)
     if len(past_errors) >= s.min_history_days:
         spread = _MAD_TO_SD * _median(np.abs(past_errors))
     else:
-        # In-sample spread, widened for the error of the medians (variance pi/2 sd^2 / n each).
-        same_weekday = max(1, int(np.sum(weekdays[season] == day.weekday())))
-        spread = _MAD_TO_SD * _median(np.abs(deseasonalised - level))
-        spread *= math.sqrt(1 + math.pi / 2 / same_weekday + math.pi / 2 / len(recent))
+        spread = _MAD_TO_SD * _median(np.abs(_leave_one_out_errors(t, logs, weekdays, season, recent, s)))
     effect = float(effects[day.weekday()])
     expected_log = level + effect
     expected = max(math.exp(expected_log) - s.offset, 0.0)

@@ -1,0 +1,7 @@
+from django.http import HttpResponse
+
+PAGES = ("business", "quality", "pipeline", "cost", "lineage")
+
+
+def page(request, name):
+    return HttpResponse(name)
