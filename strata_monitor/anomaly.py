@@ -159,18 +159,38 @@ def _weekday_effects(logs: np.ndarray, weekdays: np.ndarray, days: np.ndarray, m
     return effects
 
 
+def _median_without(ordered: np.ndarray, rank: int) -> float:
+    """The median of sorted ``ordered`` without its element at ``rank``, in O(1)."""
+    n = len(ordered) - 1
+    def at(k):  # k-th smallest of the remaining elements
+        return ordered[k + 1] if k >= rank else ordered[k]
+    return float(at(n // 2)) if n % 2 else float((at(n // 2 - 1) + at(n // 2)) / 2)
+
+
 def _leave_one_out_errors(t, logs, weekdays, season, recent, s: Settings) -> np.ndarray:
-    """Until the detector has its own out-of-sample errors: each recent day predicted from the
-    other training days (weekday pattern and level without it). In-sample residuals would be
-    too small: with 3-4 days per weekday, each weekday's median sits close to its own days."""
-    errors = []
-    for i in recent:
-        others = season[season != i]
-        effects = _weekday_effects(logs, weekdays, others, s.min_per_weekday)
-        near = others[others >= t - s.level_days]
-        near = near if len(near) else others
-        errors.append(logs[i] - effects[weekdays[i]] - _median(logs[near] - effects[weekdays[near]]))
-    return np.array(errors)
+    """Until the detector has its own out-of-sample errors: each recent day against a weekday
+    pattern estimated without it. In-sample residuals would be too small: with 3-4 days per
+    weekday, each weekday's median sits close to its own days. (The level and the overall
+    median, over 14 and 56 days, barely move without one day and are kept.)"""
+    effects = _weekday_effects(logs, weekdays, season, s.min_per_weekday)
+    overall = _median(logs[season])
+    deseasonalised = logs[recent] - effects[weekdays[recent]]
+    latest = deseasonalised[recent >= t - s.level_days]
+    level = _median(latest if len(latest) else deseasonalised)
+    groups = {}
+    for weekday in range(7):
+        members = season[weekdays[season] == weekday]
+        groups[weekday] = (np.sort(logs[members]), members[np.argsort(logs[members], kind="stable")])
+    errors = np.empty(len(recent))
+    for n, i in enumerate(recent):
+        ordered, order = groups[weekdays[i]]
+        if len(ordered) - 1 >= s.min_per_weekday:
+            rank = int(np.flatnonzero(order == i)[0])
+            effect = _median_without(ordered, rank) - overall
+        else:
+            effect = 0.0
+        errors[n] = logs[i] - effect - level
+    return errors
 
 
 def _judge(t, day, value, logs, weekdays, season, recent, past_errors, s: Settings) -> tuple[Verdict, float]:

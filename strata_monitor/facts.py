@@ -118,12 +118,24 @@ class Facts:
     api_costs: list[dict] = dataclasses.field(default_factory=list)
     #: What could not be read, and why.
     notes: list[str] = dataclasses.field(default_factory=list)
+    #: Verdicts already computed (the rules and the report judge the same series).
+    cache: dict = dataclasses.field(default_factory=dict, repr=False)
 
     @property
     def last_day(self) -> dt.date | None:
         """The last complete day the series cover."""
         days = [d for s in self.series.values() for d, _ in s]
         return max(days) if days else None
+
+
+def judged(facts: Facts, name: str, k: float, min_history_days: int):
+    """(metric, settings, verdicts) of the watched series ``name``, computed once per facts."""
+    key = (name, k, min_history_days)
+    if key not in facts.cache:
+        m = metric(name)
+        settings = dataclasses.replace(m.settings, k=k, min_history_days=min_history_days)
+        facts.cache[key] = (m, settings, anomaly.detect(facts.series[name], settings))
+    return facts.cache[key]
 
 
 Rows = Callable[[Any, dict], list]

@@ -8,7 +8,7 @@ import datetime as dt
 import textwrap
 
 from strata_monitor import anomaly, cost, rules
-from strata_monitor.facts import MARTS, Facts, metric
+from strata_monitor.facts import MARTS, Facts, judged
 
 
 @dataclasses.dataclass
@@ -28,17 +28,17 @@ class Report:
     def as_json(self) -> dict:
         """``status`` (ok | warning | critical), ``alerts`` ``[{severity, rule, subject, message}]``
         and the sections, JSON-ready."""
-        return _plain({"status": self.status, "generated_at": self.generated_at,
+        return plain({"status": self.status, "generated_at": self.generated_at,
                        "alerts": [a.as_json() for a in self.alerts], "freshness": self.freshness,
                        "tests": self.tests, "dead_letters": self.dead_letters, "anomalies": self.anomalies,
                        "runs": self.runs, "cost": self.cost, "rules": self.rules, "notes": self.notes})
 
 
-def _plain(value):
+def plain(value):
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if isinstance(value, (dt.date, dt.datetime)):
         return value.isoformat()
     if hasattr(value, "is_finite"):  # Decimal
@@ -133,9 +133,7 @@ def _anomalies(facts: Facts, p: dict) -> list[dict]:
         series = facts.series.get(name)
         if not series:
             continue
-        m = metric(name)
-        settings = dataclasses.replace(m.settings, k=float(p["k"]), min_history_days=int(p["min_history_days"]))
-        verdicts = anomaly.detect(series, settings)
+        m, settings, verdicts = judged(facts, name, float(p["k"]), int(p["min_history_days"]))
         last = verdicts[-1]
         out.append({
             "metric": name, "label": m.label, "unit": m.unit, "last_day": last.day, "status": last.status,

@@ -29,7 +29,7 @@ from typing import Callable
 
 from strata_core import contract
 from strata_monitor import anomaly, cost
-from strata_monitor.facts import MARTS, Facts, metric
+from strata_monitor.facts import MARTS, Facts, judged
 
 SEVERITIES = ("critical", "warning", "info")
 
@@ -166,13 +166,11 @@ def _anomaly(facts: Facts, p: dict):
         series = facts.series.get(name)
         if not series:
             continue
-        m = metric(name)
-        verdicts = anomaly.detect(series, dataclasses.replace(m.settings, k=k,
-                                                              min_history_days=int(p["min_history_days"])))
+        m, settings, verdicts = judged(facts, name, k, int(p["min_history_days"]))
         last = verdicts[-1].day
         for v in verdicts:
             if v.is_anomaly and (last - v.day).days < int(p["lookback_days"]):
-                yield (f"{name} {v.day}", anomaly.explain(m.label, v, m.unit), v.day.isoformat(),
+                yield (f"{name} {v.day}", anomaly.explain(m.label, v, m.unit, settings), v.day.isoformat(),
                        {"metric": name, "day": v.day.isoformat(), "value": v.value, "expected": v.expected,
                         "low": v.low, "high": v.high, "score": v.score})
 
