@@ -177,18 +177,16 @@ def _leave_one_out_errors(t, logs, weekdays, season, recent, s: Settings) -> np.
     deseasonalised = logs[recent] - effects[weekdays[recent]]
     latest = deseasonalised[recent >= t - s.level_days]
     level = _median(latest if len(latest) else deseasonalised)
-    groups = {}
+    ordered, rank = {}, {}
     for weekday in range(7):
         members = season[weekdays[season] == weekday]
-        groups[weekday] = (np.sort(logs[members]), members[np.argsort(logs[members], kind="stable")])
+        order = np.argsort(logs[members], kind="stable")
+        ordered[weekday] = logs[members][order]
+        rank.update((int(day), r) for r, day in enumerate(members[order]))
     errors = np.empty(len(recent))
     for n, i in enumerate(recent):
-        ordered, order = groups[weekdays[i]]
-        if len(ordered) - 1 >= s.min_per_weekday:
-            rank = int(np.flatnonzero(order == i)[0])
-            effect = _median_without(ordered, rank) - overall
-        else:
-            effect = 0.0
+        group = ordered[weekdays[i]]
+        effect = _median_without(group, rank[int(i)]) - overall if len(group) - 1 >= s.min_per_weekday else 0.0
         errors[n] = logs[i] - effect - level
     return errors
 

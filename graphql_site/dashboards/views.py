@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import pathlib
+import threading
 import time
 
 from django.conf import settings
@@ -48,9 +49,10 @@ def _business(facts, rep, snap) -> dict:
         start, end = days[0]["date"], days[-1]["date"]
         stats = QueryStats()
         totals = queries.revenue_metrics(snap, stats, start, end)
-        data["totals"] = {"start": start, "end": end, "revenue": totals["total_revenue"], "orders": totals["orders"],
-                          "paying_users": totals["paying_users"], "aov": totals["average_order_value"],
-                          "dau_last": days[-1]["dau"]}
+        aov = totals["average_order_value"]
+        data["totals"] = {"start": start, "end": end, "revenue": f"{totals['total_revenue']:,.2f}",
+                          "orders": f"{totals['orders']:,}", "paying_users": f"{totals['paying_users']:,}",
+                          "aov": f"{aov:,.2f}" if aov is not None else "–", "dau_last": f"{days[-1]['dau']:,}"}
         data["funnel"] = {"start": start, "end": end, **queries.conversion_funnel(snap, stats, start, end, FUNNEL_STEPS)}
         week = end - dt.timedelta(days=6)
         data["top_events"] = sorted(
@@ -106,6 +108,30 @@ def _lineage(facts, rep, snap) -> dict:
 BUILDERS = {"business": _business, "quality": _quality, "pipeline": _pipeline, "cost": _cost, "lineage": _lineage}
 
 
+#: Seconds a worker reuses the facts and report it computed (every page shows the alerts).
+REPORT_TTL_S = 30.0
+_reports: dict[tuple, tuple[float, object, object]] = {}
+_reports_lock = threading.Lock()
+
+
+def _facts_and_report(snap):
+    """The facts and the health report for this data version and these rule overrides, at most
+    ``REPORT_TTL_S`` old (the monitoring tables also change between builds: new runs)."""
+    overrides = [rule.as_override() for rule in AlertRule.objects.all()]
+    key = (snap.version, json.dumps(overrides, sort_keys=True, default=str))
+    cached = _reports.get(key)
+    if cached and time.monotonic() - cached[0] < REPORT_TTL_S:
+        return cached[1], cached[2]
+    now = dt.datetime.now(dt.timezone.utc)
+    facts = facts_mod.load(lambda statement, params: snap.rows(statement, params), now,
+                           api_costs=costs.history(now - dt.timedelta(days=30)))
+    rep = report.build(facts, rules.effective_rules(overrides))
+    with _reports_lock:
+        _reports.clear()
+        _reports[key] = (time.monotonic(), facts, rep)
+    return facts, rep
+
+
 @staff_member_required
 def page(request, name: str):
     started = time.perf_counter()
@@ -115,11 +141,7 @@ def page(request, name: str):
         snap = get_warehouse().snapshot()
     except WarehouseUnavailable as exc:
         return render(request, "dashboards/unavailable.html", {**context, "reason": str(exc)}, status=503)
-    now = dt.datetime.now(dt.timezone.utc)
-    overrides = [rule.as_override() for rule in AlertRule.objects.all()]
-    facts = facts_mod.load(lambda statement, params: snap.rows(statement, params), now,
-                           api_costs=costs.history(now - dt.timedelta(days=30)))
-    rep = report.build(facts, rules.effective_rules(overrides))
+    facts, rep = _facts_and_report(snap)
     data = BUILDERS[name](facts, rep, snap)
     context.update(report=rep, alerts=rep.alerts, data={"page": name, **report.plain(data)},
                    data_version=snap.version, notes=facts.notes, server_ms=None)
