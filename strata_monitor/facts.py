@@ -214,8 +214,10 @@ def load(rows: Rows, now: dt.datetime | None = None, *, days: int = 120,
                      .where(em.c.date.between(sa.bindparam("start"), sa.bindparam("end"))),
                      {"start": start, "end": end}) or []
     if per_type:
-        first_day = min(row["date"] for row in per_type)
-        all_days = [first_day + dt.timedelta(days=i) for i in range((end - first_day).days + 1)]
+        # Up to the last day with any event: later days are not loaded yet (a freshness matter,
+        # mart_sla), not days without events.
+        first_day, last_day = min(row["date"] for row in per_type), max(row["date"] for row in per_type)
+        all_days = [first_day + dt.timedelta(days=i) for i in range((last_day - first_day).days + 1)]
         by_type: dict[str, dict[dt.date, float]] = {}
         for row in per_type:
             by_type.setdefault(row["event_type"], {})[row["date"]] = float(row["count_events"])

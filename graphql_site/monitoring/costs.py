@@ -2,13 +2,15 @@
 
 Nothing in the gateway or the query layer changes for this:
 
-* ``CostMiddleware`` wraps ``POST /graphql``: it names the query (the operation name, else its
-  root fields, e.g. ``revenueMetrics+conversionFunnel``) and opens an accumulator for the request;
+* ``CostMiddleware`` wraps ``POST /graphql``: it names the query (``operationName``, else the
+  operation's own name, else its root fields, e.g. ``revenueMetrics+conversionFunnel``) and
+  opens an accumulator for the request;
 * SQLAlchemy events on every engine (``install``) add what each warehouse statement cost: on
-  BigQuery the job's bytes processed, bytes billed and slot time; on DuckDB a BigQuery-like
-  estimate from DuckDB's profiler (rows scanned after pruning x BigQuery's column widths,
-  ``strata_monitor.cost``), with profiling switched on for every DuckDB connection
-  (``STRATA_API_COST_ESTIMATE=off`` switches it off; it costs about 0.1-0.2 ms a statement);
+  BigQuery the job's bytes processed and slot time; on DuckDB a BigQuery-like estimate from
+  DuckDB's profiler (rows scanned after pruning x BigQuery's column widths,
+  ``strata_monitor.cost``), read once the statement's rows are fetched, with profiling
+  switched on for every DuckDB connection (``STRATA_API_COST_ESTIMATE=off`` switches it off;
+  it costs about 0.1-0.2 ms a statement);
 * responses that ran warehouse statements (cache hits run none) are added to a per-minute bucket
   (``QueryCostBucket``) in memory, written to the database every ``FLUSH_EVERY_S`` seconds by a
   background thread: no database write on the request path.
@@ -84,6 +86,9 @@ def _table_widths(dbapi_connection, database: str, table: str) -> dict[str, floa
     return _width_memo[key]
 
 
+_PENDING = "strata_cost_pending"
+
+
 def _after_execute(conn, cursor, statement, parameters, context, executemany) -> None:
     usage = _current.get()
     if usage is None:
@@ -91,18 +96,29 @@ def _after_execute(conn, cursor, statement, parameters, context, executemany) ->
     usage.queries += 1
     try:
         job = getattr(cursor, "query_job", None) or getattr(cursor, "_query_job", None)
-        if job is not None:  # BigQuery
+        if job is not None:  # BigQuery: the job is done, its statistics are final
             usage.bytes += int(getattr(job, "total_bytes_processed", None) or 0)
             usage.slot_ms += int(getattr(job, "slot_millis", None) or 0)
-            return
-        dbapi = conn.connection.dbapi_connection
-        if ESTIMATE and _is_duckdb(dbapi):
-            profile = json.loads(dbapi.get_profiling_information(format="json"))
-            database = str(conn.engine.url.database)
-            usage.bytes += cost.scan_bytes(cost.scans_from_profile(profile),
-                                           lambda table: _table_widths(dbapi, database, table))
-            usage.estimated = True
+        elif ESTIMATE and _is_duckdb(conn.connection.dbapi_connection):
+            # DuckDB scans while the rows are fetched: read the profile when the statement is
+            # done, i.e. before the next one or when the transaction ends (_settle).
+            conn.info[_PENDING] = usage
     except Exception:  # noqa: BLE001 - a cost figure must never fail a query
+        log.debug("query cost unavailable", exc_info=True)
+
+
+def _settle(conn, *args) -> None:
+    usage = conn.info.pop(_PENDING, None)
+    if usage is None:
+        return
+    try:
+        dbapi = conn.connection.dbapi_connection
+        profile = json.loads(dbapi.get_profiling_information(format="json"))
+        database = str(conn.engine.url.database)
+        usage.bytes += cost.scan_bytes(cost.scans_from_profile(profile),
+                                       lambda table: _table_widths(dbapi, database, table))
+        usage.estimated = True
+    except Exception:  # noqa: BLE001
         log.debug("query cost unavailable", exc_info=True)
 
 
@@ -115,7 +131,10 @@ def install() -> None:
     if _installed:
         return
     sa.event.listen(sa.pool.Pool, "connect", _on_connect)
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", _settle)
     sa.event.listen(sa.engine.Engine, "after_cursor_execute", _after_execute)
+    sa.event.listen(sa.engine.Engine, "rollback", _settle)
+    sa.event.listen(sa.engine.Engine, "commit", _settle)
     _installed = True
 
 
@@ -207,7 +226,8 @@ def history(since: dt.datetime) -> list[dict]:
 # ---- the middleware --------------------------------------------------------------------------
 
 @functools.lru_cache(maxsize=512)
-def _root_fields(query: str) -> str:
+def _document_name(query: str) -> str:
+    """The first operation's name, else its root fields joined with ``+``."""
     from graphql import OperationDefinitionNode, parse
 
     try:
@@ -216,6 +236,8 @@ def _root_fields(query: str) -> str:
         return "invalid"
     for definition in document.definitions:
         if isinstance(definition, OperationDefinitionNode):
+            if definition.name is not None:
+                return definition.name.value[:200]
             names = sorted({s.name.value for s in definition.selection_set.selections if hasattr(s, "name")})
             return "+".join(names)[:200] or "empty"
     return "empty"
@@ -232,7 +254,7 @@ def query_name(body: bytes) -> str:
     if isinstance(operation, str) and operation:
         return operation[:200]
     query = payload.get("query")
-    return _root_fields(query) if isinstance(query, str) else "invalid"
+    return _document_name(query) if isinstance(query, str) else "invalid"
 
 
 class CostMiddleware:
