@@ -221,15 +221,19 @@ def _cost_spike(facts: Facts, p: dict):
 
 
 def _baseline(facts: Facts) -> dt.datetime | None:
-    """When monitoring first saw the data: keys seen then are the schema as found, not drift."""
-    seen = [row["first_seen_at"] for row in facts.schema_drift if row.get("first_seen_at")]
-    return min(seen) + dt.timedelta(hours=1) if seen else None
+    """The first build of schema_drift: the keys it found are the schema as found, not drift."""
+    builds = [row["loaded_at"] for row in facts.schema_drift if row.get("loaded_at")]
+    return min(builds) if builds else None
+
+
+def _new(row: dict, baseline, since: dt.datetime) -> bool:
+    return row["loaded_at"] > baseline and row["first_seen_at"] > since
 
 
 def _schema_drift(facts: Facts, p: dict):
     baseline, since = _baseline(facts), facts.now - dt.timedelta(days=float(p["lookback_days"]))
     for row in facts.schema_drift:
-        if row["kind"] not in ("properties", "context", "extra") or row["first_seen_at"] <= max(baseline, since):
+        if row["kind"] not in ("properties", "context", "extra") or not _new(row, baseline, since):
             continue
         declared = contract.EVENT_TYPES_BY_NAME.get(row["event_type"])
         if row["kind"] == "properties" and declared and row["name"] in declared.properties:
@@ -252,7 +256,7 @@ def _new_source(facts: Facts, p: dict):
                    f"events of type {row['name']!r}, which the contract does not declare, arrive since "
                    f"{_when(row['first_seen_at'])} (e.g. event {row['example_event_id']}); declare it in "
                    "strata_core/contract.py if it is here to stay", "", {"name": row["name"]})
-        elif row["kind"] == "ingest_source" and row["first_seen_at"] > baseline:
+        elif row["kind"] == "ingest_source" and _new(row, baseline, since):
             yield (f"ingest_source {row['name']}",
                    f"a new ingest path {row['name']!r} writes events since {_when(row['first_seen_at'])}",
                    "", {"name": row["name"]})
@@ -285,7 +289,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
         Param("min_bytes", float, 10e6, "ignore scans smaller than this many bytes"),
     ), _cost_spike),
     Rule("schema_drift", "info", "A key of properties, context or extra appeared that the contract does not "
-         "declare (keys present when monitoring started are the baseline).", (
+         "declare (the keys the first monitoring build found are the baseline).", (
              Param("lookback_days", float, 7.0, "report keys first seen in the last N days"),
          ), _schema_drift),
     Rule("new_source", "info", "An event type the contract does not declare, or a new ingest path, "

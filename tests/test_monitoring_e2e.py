@@ -6,6 +6,7 @@ ingest succeeds; alerts reach a webhook on 127.0.0.1 once, and their resolution 
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -44,7 +45,8 @@ def test_injected_anomalies_raise_the_right_alerts(tmp_path):
         subjects = {a["subject"]: a["message"] for a in report["alerts"]}
         orders = subjects[f"orders {home.last_day}"]
         weekday = home.last_day.strftime("%A")
-        assert orders.startswith(f"{weekday}'s orders (") and f"below the usual {weekday}" in orders
+        # The generator has no weekly rhythm, so the detector compares with the usual level.
+        assert orders.startswith(f"{weekday}'s orders (") and re.search(f"% below the usual ({weekday}|level)", orders)
         assert "typical range" in orders
         assert f"events.purchase {home.last_day}" in subjects
         assert len(hook.bodies) == len(report["alerts"])

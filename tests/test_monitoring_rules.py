@@ -123,8 +123,10 @@ def test_cost_spike_against_the_models_own_history():
     assert a.subject == "api revenueMetrics" and "20.0x its usual" in a.message
 
 
-def drift_row(kind, name, event_type, seen, value="1"):
-    return {"kind": kind, "name": name, "event_type": event_type, "first_seen_at": seen,
+def drift_row(kind, name, event_type, seen, value="1", first_build=False):
+    """A schema_drift row; the first build (the baseline) loads at 3 days ago + 10 minutes."""
+    loaded = NOW - dt.timedelta(days=3) + dt.timedelta(minutes=10) if first_build else seen + dt.timedelta(minutes=10)
+    return {"kind": kind, "name": name, "event_type": event_type, "first_seen_at": seen, "loaded_at": loaded,
             "example_event_id": "evt-1", "example_value": value}
 
 
@@ -132,12 +134,12 @@ def test_schema_drift_after_the_baseline_and_not_for_declared_keys():
     f = healthy()
     start = NOW - dt.timedelta(days=3)
     f.schema_drift = [
-        drift_row("properties", "order_id", "purchase", start),  # the schema as found: baseline
-        drift_row("extra", "sdk_version", "page_view", start + dt.timedelta(minutes=5)),  # still baseline
+        drift_row("properties", "order_id", "purchase", start, first_build=True),  # the schema as found
+        drift_row("extra", "sdk_version", "page_view", start + dt.timedelta(minutes=5), first_build=True),
         drift_row("properties", "coupon", "purchase", NOW - dt.timedelta(hours=2), '"WINTER"'),  # new
         drift_row("properties", "item_count", "purchase", NOW - dt.timedelta(hours=2)),  # declared in the contract
         drift_row("extra", "app_build", "purchase", NOW - dt.timedelta(hours=1), '"1.2.3"'),  # new
-        drift_row("event_type", "purchase", "purchase", start),
+        drift_row("event_type", "purchase", "purchase", start, first_build=True),
     ]
     found = {a.subject: a for a in alerts(f)}
     assert set(found) == {"properties.coupon on purchase", "extra.app_build on purchase"}
@@ -152,9 +154,9 @@ def test_new_source_undeclared_event_type_and_new_ingest_path():
     f = healthy()
     start = NOW - dt.timedelta(days=2)
     f.schema_drift = [
-        drift_row("ingest_source", "batch", "", start),
-        drift_row("event_type", "page_view", "page_view", start),
-        drift_row("event_type", "wishlist_add", "wishlist_add", start),
+        drift_row("ingest_source", "batch", "", start, first_build=True),
+        drift_row("event_type", "page_view", "page_view", start, first_build=True),
+        drift_row("event_type", "wishlist_add", "wishlist_add", start, first_build=True),
         drift_row("ingest_source", "stream", "", NOW - dt.timedelta(hours=3)),
     ]
     found = {a.subject for a in alerts(f)}
