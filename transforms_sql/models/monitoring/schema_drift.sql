@@ -4,16 +4,16 @@
     the model itself knows no declared keys, so the contract stays their only home.
     Columns: strata_core/monitoring.py (SCHEMA_DRIFT).
 
-    Incremental: reads raw rows received after the newest one a previous build read, and only
-    the event_date partitions from `drift_lookback_days` before that watermark (a partition
-    filter, so BigQuery does not scan every partition's JSON columns); keys already known stay
-    as first seen. -#}
+    Incremental: reads the raw rows received after the newest one a previous build read, in
+    the event_date partitions that received them (found like base_raw__events finds its dates,
+    so a backfill of old dates is read too, and BigQuery scans no other partition's JSON);
+    keys already known stay as first seen. -#}
 {{ config(**strata.keyed(['kind', 'event_type', 'name'], cluster_by=['kind', 'name'])) }}
 
-{%- set since = none -%}
-{%- if execute and model.resource_type != 'unit_test' and is_incremental() -%}
-    {%- set since = strata.max_as_text(this, 'received_high_water_at') -%}
-{%- endif -%}
+{%- set rebuild_dates = strata.changed_dates([{
+        'relation': source('raw', 'events'), 'date_column': 'event_date',
+        'changed_column': 'received_at', 'watermark': 'received_high_water_at'}]) -%}
+{%- set since = strata.max_as_text(this, 'received_high_water_at') if rebuild_dates is not none else none -%}
 
 with
 
@@ -21,9 +21,9 @@ source as (
 
     select event_id, event_type, ingest_source, event_date, received_at, properties, context, extra
     from {{ source('raw', 'events') }}
-    {%- if since is not none %}
-    where received_at > {{ strata.timestamp_literal(since) }}
-      and event_date >= {{ strata.add_days(strata.date_literal(since[:10]), -1 * var('drift_lookback_days')) }}
+    {%- if rebuild_dates is not none %}
+    where {{ strata.in_dates('event_date', rebuild_dates) }}
+      and received_at > {{ strata.timestamp_literal(since) }}
     {%- endif %}
 
 ),
@@ -70,12 +70,12 @@ first_seen as (
 
     select ranked.*
     from ranked
-    {%- if since is not none %}
+    {%- if rebuild_dates is not none %}
     left join {{ this }} as known
         on known.kind = ranked.kind and known.event_type = ranked.event_type and known.name = ranked.name
     {%- endif %}
     where ranked.seen_rank = 1
-    {%- if since is not none %} and known.name is null{% endif %}
+    {%- if rebuild_dates is not none %} and known.name is null{% endif %}
 
 ),
 
