@@ -23,12 +23,13 @@ ifneq ($(wildcard $(BQEMU_VENV)/.installed),)
 export STRATA_BQEMULATOR_PYTHON ?= $(CURDIR)/$(BQEMU_VENV)/bin/python
 endif
 
-.PHONY: venv demo test test-fast bench bench-transform bench-api docs clean help bqemulator
+.PHONY: venv demo test test-fast bench bench-transform bench-api bench-anomaly bench-dashboards docs clean help bqemulator
 help:
 	@echo "make demo   - generate events, ingest, build the dbt layers, serve the API, print where to look"
 	@echo "make test   - run the whole test suite (slow end-to-end tests included)"
 	@echo "make test-fast - skip tests marked slow"
-	@echo "make bench  - the ingest benchmark (bench-transform, bench-api: the dbt and API ones)"
+	@echo "make bench  - the ingest benchmark (bench-transform, bench-api: the dbt and API ones;"
+	@echo "              bench-anomaly, bench-dashboards: anomaly detection, dashboard page loads)"
 
 venv: $(VENV)/.installed
 
@@ -70,6 +71,12 @@ bench-transform: venv
 
 bench-api: venv
 	$(BIN)/python bench/api.py --prepare
+
+bench-anomaly: venv
+	$(BIN)/python bench/anomaly.py
+
+bench-dashboards: venv
+	$(BIN)/python bench/dashboards.py
 
 docs: venv
 	$(BIN)/python -m strata docs

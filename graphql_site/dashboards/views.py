@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import pathlib
 import threading
 import time
@@ -108,8 +109,9 @@ def _lineage(facts, rep, snap) -> dict:
 BUILDERS = {"business": _business, "quality": _quality, "pipeline": _pipeline, "cost": _cost, "lineage": _lineage}
 
 
-#: Seconds a worker reuses the facts and report it computed (every page shows the alerts).
-REPORT_TTL_S = 30.0
+#: Seconds a worker reuses the facts and report it computed (every page shows the alerts);
+#: ``STRATA_DASHBOARD_REPORT_TTL_S`` (0: compute on every page, as bench/dashboards.py measures).
+REPORT_TTL_S = float(os.environ.get("STRATA_DASHBOARD_REPORT_TTL_S", "30"))
 _reports: dict[tuple, tuple[float, object, object]] = {}
 _reports_lock = threading.Lock()
 

@@ -121,6 +121,7 @@ def run(args) -> int:
     print(serve.demo_instructions(url, token, dates[0], dates[-1]))
     print(f"Admin:      {url}/admin/  user `admin`, password `{admin_password}` (new each demo run; "
           "metric definitions live there)")
+    print(f"Dashboards: {url}/dashboards/  (the same login; health on one screen: .venv/bin/strata check)")
     print(f"    server log: {home / 'serve.log'}")
     sys.stdout.flush()
     if args.no_wait:
