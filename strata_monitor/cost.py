@@ -10,7 +10,9 @@ DATE and TIMESTAMP, 16 for NUMERIC, 1 for BOOL, 2 + the UTF-8 length for STRING 
 
 DuckDB prunes by row group (122,880 rows) where BigQuery prunes by day partition, so on small
 tables (a few row groups) the estimate is an upper bound; on tables much larger than a day of
-row groups the two converge.
+row groups the two converge. On Parquet (the raw tables' lake) DuckDB reports the rows its
+filters kept: for a filter on the partition column that is the partition's rows, as BigQuery
+bills; for other filters (``received_at > ...``) the estimate is low.
 """
 
 from __future__ import annotations
@@ -172,9 +174,9 @@ def label_value(text: str) -> str:
 
 def job_labels(component: str, name: str) -> dict[str, str]:
     """Labels every Strata BigQuery job carries, so ``INFORMATION_SCHEMA.JOBS`` can be grouped by
-    them: ``app=strata``, ``component`` (``dbt`` or ``api``) and the query name (``dbt_node``
-    for dbt, ``api_query`` for the API)."""
-    key = "dbt_node" if component == "dbt" else "api_query"
+    them: ``app=strata``, ``component`` (``dbt``, ``api``, ``monitoring``) and the query name
+    (``dbt_node`` for dbt, ``api_query`` for the API, ``query`` otherwise)."""
+    key = {"dbt": "dbt_node", "api": "api_query"}.get(component, "query")
     return {"app": "strata", "component": label_value(component), key: label_value(name)}
 
 
@@ -192,7 +194,8 @@ select
   date(creation_time) as day,
   (select value from unnest(labels) where key = 'component') as component,
   coalesce((select value from unnest(labels) where key = 'dbt_node'),
-           (select value from unnest(labels) where key = 'api_query')) as query_name,
+           (select value from unnest(labels) where key = 'api_query'),
+           (select value from unnest(labels) where key = 'query')) as query_name,
   count(*) as jobs,
   sum(total_bytes_processed) as bytes_processed,
   sum(total_bytes_billed) as bytes_billed,

@@ -116,6 +116,9 @@ class Facts:
     stream_minutes: list[dict] | None = None
     #: API cost history per query name (from the API's own database; see graphql_site.monitoring).
     api_costs: list[dict] = dataclasses.field(default_factory=list)
+    #: Production: bytes and slot time per day, component and query name from BigQuery's
+    #: INFORMATION_SCHEMA.JOBS, by the jobs' labels (``strata_monitor.cost.bigquery_jobs_sql``).
+    bigquery_jobs: list[dict] = dataclasses.field(default_factory=list)
     #: What could not be read, and why.
     notes: list[str] = dataclasses.field(default_factory=list)
     #: Verdicts already computed (the rules and the report judge the same series).

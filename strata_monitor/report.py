@@ -187,6 +187,7 @@ def _cost(facts: Facts) -> dict:
         "daily": [{"day": d, "dbt_bytes": daily.get(d, 0.0), "api_bytes": api_daily.get(d, 0.0),
                    "usd": cost.usd_for_bytes(daily.get(d, 0.0) + api_daily.get(d, 0.0))} for d in days],
         "api_queries": sorted(api_by_query.values(), key=lambda q: -q["bytes"]),
+        "bigquery_jobs": facts.bigquery_jobs,
     }
 
 
@@ -255,6 +256,12 @@ def render_text(report: Report, width: int = 100) -> str:
         week = sum(day["usd"] for day in c["daily"][-7:])
         lines.append(f"Cost       last build scanned {rules._size(c['last_build']['bytes'])} ({what}) = "
                      f"${c['last_build']['usd']:.4f} at ${c['price_per_tib_usd']:g}/TiB; last 7 days ${week:.4f}")
+    jobs = c.get("bigquery_jobs") or []
+    if jobs:
+        billed = sum(float(j.get("bytes_billed") or 0) for j in jobs)
+        slot_h = sum(float(j.get("slot_ms") or 0) for j in jobs) / 3_600_000
+        lines.append(f"BigQuery   {sum(int(j.get('jobs') or 0) for j in jobs):,} labelled jobs: "
+                     f"{rules._size(billed)} billed (${cost.usd_for_bytes(billed):.2f}), {slot_h:.1f} slot-hours")
     for note in report.notes[:3]:
         lines += textwrap.wrap(note, width, initial_indent="Note: ", subsequent_indent="      ")
     return "\n".join(lines)

@@ -70,6 +70,26 @@ def bigquery_rows():  # pragma: no cover - needs BigQuery
     return rows
 
 
+def bigquery_jobs(days: int) -> tuple[list[dict], str | None]:  # pragma: no cover - needs BigQuery
+    """Bytes and slot time per day and query name from INFORMATION_SCHEMA.JOBS (by label).
+
+    Needs ``bigquery.jobs.listAll`` on the project; the region comes from STRATA_BQ_LOCATION
+    (``EU`` -> ``region-eu``)."""
+    try:
+        from google.cloud import bigquery
+
+        from strata_monitor import cost
+
+        region = "region-" + os.environ.get("STRATA_BQ_LOCATION", "EU").lower()
+        client = bigquery.Client(project=os.environ["STRATA_BQ_PROJECT"])
+        config = bigquery.QueryJobConfig(
+            query_parameters=[bigquery.ScalarQueryParameter("days", "INT64", days)],
+            labels=cost.job_labels("monitoring", "strata_check"))
+        return [dict(row) for row in client.query(cost.bigquery_jobs_sql(region), job_config=config).result()], None
+    except Exception as exc:  # noqa: BLE001
+        return [], f"INFORMATION_SCHEMA.JOBS unavailable ({str(exc).splitlines()[0][:160]})"
+
+
 def site_state(days: int = 30) -> tuple[list[dict], list[dict], str | None]:
     """(alert rule overrides, API cost history, a note when the API's database is unreadable).
 
@@ -124,6 +144,10 @@ def run(args) -> int:
     facts = facts_mod.load(rows, days=args.days, api_costs=api_costs)
     if note:
         facts.notes.append(note)
+    if args.warehouse == "bigquery":
+        facts.bigquery_jobs, jobs_note = bigquery_jobs(days=7)
+        if jobs_note:
+            facts.notes.append(jobs_note)
     result = report.build(facts, rules.effective_rules(overrides))
     if args.json:
         body = result.as_json()
