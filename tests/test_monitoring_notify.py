@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from fakes.webhook import WebhookReceiver
+from tests.fakes.webhook import WebhookReceiver
 from strata_monitor import notify
 from strata_monitor.notify import Notice, Notifier
 
