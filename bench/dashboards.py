@@ -103,7 +103,8 @@ def main(argv=None) -> int:
     artefacts = home / "bench-dashboards"
     artefacts.mkdir(exist_ok=True)
     print(f"home {home}; {args.repeat} loads per page; medians (max) in ms from navigation start\n")
-    print("| page | cold: load event | cold: charts drawn | warm: load event | warm: charts drawn | warm load vs admin index |")
+    print("| page | cold: load event | cold: charts drawn | warm: load event | warm: charts drawn "
+          "| warm load vs admin index |")
     print("|---|---:|---:|---:|---:|---:|")
     cold = measure(home, args.repeat, "0", artefacts)
     warm = measure(home, args.repeat, "30", artefacts)

@@ -225,7 +225,9 @@ def _leave_one_out_errors(t, logs, weekdays, season, recent, s: Settings) -> np.
         if len(before) < 5:
             continue
         group = ordered[weekdays[i]]
-        effect = shrink * (_median_without(group, rank[int(i)]) - overall) if len(group) - 1 >= s.min_per_weekday else 0.0
+        effect = 0.0
+        if len(group) - 1 >= s.min_per_weekday:
+            effect = shrink * (_median_without(group, rank[int(i)]) - overall)
         errors.append(logs[i] - effect - _median(before))
     return np.array(errors)
 

@@ -40,6 +40,15 @@ _STRING_RE = re.compile(r"^(VARCHAR|JSON|BLOB|BIT)$")
 DEFAULT_STRING_BYTES = 2.0 + 16.0
 
 
+def format_bytes(n_bytes: float | None) -> str:
+    """Decimal units, as BigQuery's console shows them: ``1.5 GB``."""
+    n = float(n_bytes or 0)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1000
+
+
 def usd_for_bytes(n_bytes: float) -> float:
     return n_bytes / TIB * PRICE_PER_TIB_USD
 

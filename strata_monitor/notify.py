@@ -39,6 +39,7 @@ WEBHOOK_ENV = "STRATA_ALERT_WEBHOOK_URL"
 _EMOJI = {"critical": ":rotating_light:", "warning": ":warning:", "info": ":information_source:",
           "resolved": ":white_check_mark:"}
 _LEVELS = {"critical": logging.ERROR, "warning": logging.WARNING, "info": logging.INFO}
+_ORDER = {"critical": 0, "warning": 1, "info": 2}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,8 +164,7 @@ class Notifier:
                 outcome.duplicates.append(n.key)
             else:
                 due.append(n)
-        due.sort(key=lambda n: ("critical", "warning", "info").index(n.severity) if n.severity in
-                 ("critical", "warning", "info") else 3)
+        due.sort(key=lambda n: _ORDER.get(n.severity, len(_ORDER)))  # most severe first
         budget = self._budget(con)
         over = len(due) > budget
         send_now = due[:max(0, budget - 1)] if over else due

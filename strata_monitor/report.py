@@ -165,7 +165,8 @@ def _cost(facts: Facts) -> dict:
     api_daily: dict[str, float] = {}
     api_by_query: dict[str, dict] = {}
     for b in facts.api_costs:
-        day = b["bucket_start"].date().isoformat() if hasattr(b["bucket_start"], "date") else str(b["bucket_start"])[:10]
+        start = b["bucket_start"]
+        day = start.date().isoformat() if hasattr(start, "date") else str(start)[:10]
         api_daily[day] = api_daily.get(day, 0.0) + float(b.get("bytes_total") or 0)
         q = api_by_query.setdefault(b["query_name"], {"query_name": b["query_name"], "executions": 0, "bytes": 0,
                                                        "bytes_max": 0, "duration_ms": 0.0})
@@ -216,13 +217,15 @@ def render_text(report: Report, width: int = 100) -> str:
     for f in shown:
         verb = "received" if f["kind"] == "source" else "built"
         sla = f"SLA {f['sla_hours']:g} h" if f["sla_hours"] else "no SLA"
-        lines.append(f"  {f['relation']:<22} {verb} {_fmt_age(f['age_hours']):<14} ({sla}){'' if f['ok'] else '  STALE'}")
+        stale_mark = "" if f["ok"] else "  STALE"
+        lines.append(f"  {f['relation']:<22} {verb} {_fmt_age(f['age_hours']):<14} ({sla}){stale_mark}")
     if not shown:
         lines.append("  nothing built yet: run `strata ingest batch` and `strata transform`")
     models = [f for f in report.freshness if f["kind"] == "model"]
     if models:
         oldest = max(models, key=lambda f: f["age_hours"] or 0)
-        lines.append(f"  {len(models)} other models; oldest build {_fmt_age(oldest['age_hours'])} ({oldest['relation']})"
+        lines.append(f"  {len(models)} other models; oldest build {_fmt_age(oldest['age_hours'])} "
+                     f"({oldest['relation']})"
                      + (f"; {len(stale)} stale" if stale else ""))
     t = report.tests
     if t["run_id"]:
@@ -254,14 +257,14 @@ def render_text(report: Report, width: int = 100) -> str:
     if c["last_build"]:
         what = "BigQuery bytes processed" if c["source"] == "bigquery" else "estimate of BigQuery bytes, from DuckDB"
         week = sum(day["usd"] for day in c["daily"][-7:])
-        lines.append(f"Cost       last build scanned {rules._size(c['last_build']['bytes'])} ({what}) = "
+        lines.append(f"Cost       last build scanned {cost.format_bytes(c['last_build']['bytes'])} ({what}) = "
                      f"${c['last_build']['usd']:.4f} at ${c['price_per_tib_usd']:g}/TiB; last 7 days ${week:.4f}")
     jobs = c.get("bigquery_jobs") or []
     if jobs:
         billed = sum(float(j.get("bytes_billed") or 0) for j in jobs)
         slot_h = sum(float(j.get("slot_ms") or 0) for j in jobs) / 3_600_000
         lines.append(f"BigQuery   {sum(int(j.get('jobs') or 0) for j in jobs):,} labelled jobs: "
-                     f"{rules._size(billed)} billed (${cost.usd_for_bytes(billed):.2f}), {slot_h:.1f} slot-hours")
+                     f"{cost.format_bytes(billed)} billed (${cost.usd_for_bytes(billed):.2f}), {slot_h:.1f} slot-hours")
     for note in report.notes[:3]:
         lines += textwrap.wrap(note, width, initial_indent="Note: ", subsequent_indent="      ")
     return "\n".join(lines)

@@ -100,15 +100,6 @@ def _when(moment: dt.datetime | None) -> str:
     return f"{moment:%Y-%m-%d %H:%M} UTC" if moment else "never"
 
 
-def _size(n_bytes: float | None) -> str:
-    n = float(n_bytes or 0)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
-
-
 # ---- the rules -------------------------------------------------------------------------------
 
 def _pipeline_failure(facts: Facts, p: dict):
@@ -203,7 +194,7 @@ def _cost_spike(facts: Facts, p: dict):
         ratio = cost.spike([float(h["bytes_scanned"]) for h in history[:-1]], float(history[-1]["bytes_scanned"]),
                            factor=factor, min_history=min_history, min_bytes=min_bytes)
         if ratio:
-            yield (f"model {name}", f"dbt model {name} scanned {_size(history[-1]['bytes_scanned'])} in "
+            yield (f"model {name}", f"dbt model {name} scanned {cost.format_bytes(history[-1]['bytes_scanned'])} in "
                                     f"{history[-1]['run_id']}, {ratio:.1f}x its usual (median of "
                                     f"{len(history) - 1} runs; the rule fires above {factor:g}x)",
                    history[-1]["run_id"], {"ratio": ratio})
@@ -215,7 +206,7 @@ def _cost_spike(facts: Facts, p: dict):
         per_run = [float(b["bytes_max"] or 0) for b in buckets]
         ratio = cost.spike(per_run[:-1], per_run[-1], factor=factor, min_history=min_history, min_bytes=min_bytes)
         if ratio:
-            yield (f"api {name}", f"API query {name} scanned {_size(per_run[-1])} in one execution, "
+            yield (f"api {name}", f"API query {name} scanned {cost.format_bytes(per_run[-1])} in one execution, "
                                   f"{ratio:.1f}x its usual (median of {len(per_run) - 1} earlier minutes)",
                    str(buckets[-1]["bucket_start"]), {"ratio": ratio})
 

@@ -48,7 +48,8 @@ def vendor(version: str) -> dict:
             old.unlink()
         target = VENDOR / f"echarts-{version}.min.js"
         with tarfile.open(tarball) as archive:
-            for member, out in (("package/dist/echarts.min.js", target), ("package/LICENSE", VENDOR / "ECHARTS_LICENSE"),
+            for member, out in (("package/dist/echarts.min.js", target),
+                                ("package/LICENSE", VENDOR / "ECHARTS_LICENSE"),
                                 ("package/NOTICE", VENDOR / "ECHARTS_NOTICE")):
                 out.write_bytes(archive.extractfile(member).read())
     record = {"package": "echarts", "version": version, "license": "Apache-2.0", "tarball_integrity": published,

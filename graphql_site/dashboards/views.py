@@ -17,6 +17,7 @@ import pathlib
 import threading
 import time
 
+import sqlalchemy as sa
 from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
 from django.shortcuts import render
@@ -49,12 +50,19 @@ def _business(facts, rep, snap) -> dict:
     if days:
         start, end = days[0]["date"], days[-1]["date"]
         stats = QueryStats()
-        totals = queries.revenue_metrics(snap, stats, start, end)
+        try:
+            totals = queries.revenue_metrics(snap, stats, start, end)
+            funnel = queries.conversion_funnel(snap, stats, start, end, FUNNEL_STEPS)
+        except sa.exc.DBAPIError as exc:  # a mart missing: say so instead of a 500
+            note = f"business figures unavailable ({str(exc.orig or exc).splitlines()[0][:160]})"
+            if note not in facts.notes:  # the facts are shared by a worker's pages for a while
+                facts.notes.append(note)
+            return data
         aov = totals["average_order_value"]
         data["totals"] = {"start": start, "end": end, "revenue": f"{totals['total_revenue']:,.2f}",
                           "orders": f"{totals['orders']:,}", "paying_users": f"{totals['paying_users']:,}",
                           "aov": f"{aov:,.2f}" if aov is not None else "–", "dau_last": f"{days[-1]['dau']:,}"}
-        data["funnel"] = {"start": start, "end": end, **queries.conversion_funnel(snap, stats, start, end, FUNNEL_STEPS)}
+        data["funnel"] = {"start": start, "end": end, **funnel}
         week = end - dt.timedelta(days=6)
         data["top_events"] = sorted(
             ({"event_type": name[7:], "events": sum(v for d, v in series if d >= week)}

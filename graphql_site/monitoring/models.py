@@ -48,7 +48,8 @@ class AlertRule(models.Model):
             self.params = rules.validate_override(self.name, self.severity or None, self.params)
         except ValueError as exc:
             text = str(exc)
-            field = "name" if text.startswith("unknown rule") else "severity" if text.startswith("severity") else "params"
+            field = ("name" if text.startswith("unknown rule") else
+                     "severity" if text.startswith("severity") else "params")
             raise ValidationError({field: str(exc)}) from None
 
     def save(self, *args, **kwargs):

@@ -122,7 +122,9 @@ def _alert_log(path: pathlib.Path, to_stderr: bool) -> None:
     logger.setLevel(logging.INFO)
     logger.propagate = False
     path.parent.mkdir(parents=True, exist_ok=True)
-    handlers = [logging.FileHandler(path, encoding="utf-8")] + ([logging.StreamHandler(sys.stderr)] if to_stderr else [])
+    handlers = [logging.FileHandler(path, encoding="utf-8")]
+    if to_stderr:
+        handlers.append(logging.StreamHandler(sys.stderr))
     for handler in handlers:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         logger.addHandler(handler)

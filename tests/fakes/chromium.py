@@ -104,7 +104,8 @@ class Browser:
 
     def load_ms(self) -> float:
         """Navigation start to the end of the load event, in ms."""
-        return float(self.js("const n = performance.getEntriesByType('navigation')[0]; return n.loadEventEnd - n.startTime;"))
+        return float(self.js("const n = performance.getEntriesByType('navigation')[0];"
+                             " return n.loadEventEnd - n.startTime;"))
 
     def screenshot(self, name: str) -> pathlib.Path:
         path = self.artefacts / f"{name}.png"
