@@ -418,7 +418,7 @@ def test_failed_build_leaves_published_warehouse_alone(strata_home, monkeypatch)
         exception = RuntimeError("model broke")
         result = None
 
-    def fake_dbt(args, warehouse_file=None):
+    def fake_dbt(args, warehouse_file=None, callbacks=()):
         assert warehouse_file == transform.build_path() and warehouse_file.exists()
         duckdb.connect(str(warehouse_file)).execute("create table mart.half_built as select 1 as x").close()
         return Failed()
@@ -445,7 +445,7 @@ def test_cli_passes_options_to_dbt(strata_home, monkeypatch, capsys):
     class Failed:
         success, exception, result = False, None, None
 
-    def fake_dbt(args, warehouse_file=None):
+    def fake_dbt(args, warehouse_file=None, callbacks=()):
         seen.append(args)
         return Failed()
 
