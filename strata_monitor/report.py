@@ -78,8 +78,10 @@ def _freshness(facts: Facts, p: dict) -> list[dict]:
         at = facts.last_built[name]
         sla = float(p["mart_sla_hours"].get(name, p["sla_hours"])) if name in MARTS else None
         age = _age_h(facts.now, at)
-        out.append({"relation": name, "kind": "mart" if name in MARTS else "model", "loaded_at": at,
-                    "age_hours": age, "sla_hours": sla, "ok": sla is None or age <= sla})
+        mart = name in MARTS
+        out.append({"relation": f"mart.{name}" if mart else name, "kind": "mart" if mart else "model",
+                    "name": name, "loaded_at": at, "age_hours": age, "sla_hours": sla,
+                    "ok": sla is None or age <= sla})
     return out
 
 

@@ -21,7 +21,7 @@ def test_normal_data_is_healthy(monitored_home):
     assert status == 0, report["alerts"]
     assert report["status"] == "ok" and report["alerts"] == []
     # The report covers freshness, tests, dead letters, anomalies, runs and cost.
-    assert {f["relation"] for f in report["freshness"]} >= {"raw.events", "business_metrics", "funnel_daily"}
+    assert {f["relation"] for f in report["freshness"]} >= {"raw.events", "mart.business_metrics", "mart.funnel_daily"}
     assert all(f["ok"] for f in report["freshness"])
     assert report["tests"]["passed"] > 60 and report["tests"]["failed"] == 0
     assert 0.01 < report["dead_letters"]["last_run"]["rate"] < 0.05
