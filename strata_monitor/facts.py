@@ -124,12 +124,6 @@ class Facts:
     #: Verdicts already computed (the rules and the report judge the same series).
     cache: dict = dataclasses.field(default_factory=dict, repr=False)
 
-    @property
-    def last_day(self) -> dt.date | None:
-        """The last complete day the series cover."""
-        days = [d for s in self.series.values() for d, _ in s]
-        return max(days) if days else None
-
 
 def judged(facts: Facts, name: str, k: float, min_history_days: int):
     """(metric, settings, verdicts) of the watched series ``name``, computed once per facts."""

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from typing import Callable
+from typing import Callable, Iterable
 
 from strata_core import contract
 from strata_monitor import anomaly, cost
@@ -42,7 +42,6 @@ class Alert:
     message: str
     #: What identifies "the same alert" for deduplication (rule, subject and, for a day, the day).
     fingerprint: str = ""
-    details: dict = dataclasses.field(default_factory=dict)
 
     def as_json(self) -> dict:
         return {"severity": self.severity, "rule": self.rule, "subject": self.subject, "message": self.message}
@@ -72,7 +71,9 @@ class Rule:
     severity: str
     description: str
     params: tuple[Param, ...]
-    evaluate: Callable[[Facts, dict], list[tuple[str, str, str, dict]]]
+    #: (facts, params) -> (subject, message, key) for each open alert; key tells apart alerts
+    #: of one subject (a run id, a day).
+    evaluate: Callable[[Facts, dict], Iterable[tuple[str, str, str]]]
 
     @property
     def defaults(self) -> dict:
@@ -116,7 +117,7 @@ def _pipeline_failure(facts: Facts, p: dict):
         reason = (run.get("error_message") or "no message").strip().splitlines()[0][:300]
         yield (job, f"the last {job} run ({run['run_id']}, finished {_when(run['finished_at'])}) failed: "
                     f"{reason}. Last success: {_when(ok['finished_at']) if ok else 'never'}.",
-               run["run_id"], {"run_id": run["run_id"]})
+               run["run_id"])
 
 
 def _dbt_test_failure(facts: Facts, p: dict):
@@ -127,7 +128,7 @@ def _dbt_test_failure(facts: Facts, p: dict):
             message = (node.get("message") or "").strip().splitlines()
             yield (node["name"], f"{node['resource_type'].replace('_', ' ')} {node['name']} on {model}: {rows} "
                                  f"(transform run {node['run_id']})" + (f": {message[0][:200]}" if message else ""),
-                   node["run_id"], {"model": model})
+                   node["run_id"])
 
 
 def _mart_sla(facts: Facts, p: dict):
@@ -136,17 +137,17 @@ def _mart_sla(facts: Facts, p: dict):
         sla = float(overrides.get(mart, p["sla_hours"]))
         built = facts.last_built.get(mart)
         if built is None:
-            yield f"mart.{mart}", f"mart.{mart} has never been built successfully (SLA {sla:g} h)", "never", {}
+            yield f"mart.{mart}", f"mart.{mart} has never been built successfully (SLA {sla:g} h)", "never"
         elif (facts.now - built).total_seconds() > sla * 3600:
             yield (f"mart.{mart}", f"mart.{mart} was last built {_ago(facts.now, built)} ({_when(built)}); "
-                                   f"its SLA is {sla:g} h", "", {"last_built": built.isoformat()})
+                                   f"its SLA is {sla:g} h", "")
     received = facts.source_loaded_at.get("raw.events")
     sla = float(p["source_sla_hours"])
     if "raw.events" in facts.source_loaded_at and (
             received is None or (facts.now - received).total_seconds() > sla * 3600):
         yield ("raw.events", "no event received in the last 7 days of partitions" if received is None else
                f"the newest raw event was received {_ago(facts.now, received)} ({_when(received)}); "
-               f"the source SLA is {sla:g} h", "", {})
+               f"the source SLA is {sla:g} h", "")
 
 
 def _anomaly(facts: Facts, p: dict):
@@ -161,9 +162,7 @@ def _anomaly(facts: Facts, p: dict):
         last = verdicts[-1].day
         for v in verdicts:
             if v.is_anomaly and (last - v.day).days < int(p["lookback_days"]):
-                yield (f"{name} {v.day}", anomaly.explain(m.label, v, m.unit, settings), v.day.isoformat(),
-                       {"metric": name, "day": v.day.isoformat(), "value": v.value, "expected": v.expected,
-                        "low": v.low, "high": v.high, "score": v.score})
+                yield f"{name} {v.day}", anomaly.explain(m.label, v, m.unit, settings), v.day.isoformat()
 
 
 def _dead_letter_rate(facts: Facts, p: dict):
@@ -178,7 +177,7 @@ def _dead_letter_rate(facts: Facts, p: dict):
         yield (run["job"], f"{rate * 100:.1f} % of {run['records_read']:,} records were dead-lettered by "
                            f"{run['run_id']} (threshold {float(p['threshold']) * 100:g} %)"
                            + (f"; most common: {causes}" if causes else ""),
-               run["run_id"], {"rate": rate, "run_id": run["run_id"]})
+               run["run_id"])
 
 
 def _cost_spike(facts: Facts, p: dict):
@@ -197,7 +196,7 @@ def _cost_spike(facts: Facts, p: dict):
             yield (f"model {name}", f"dbt model {name} scanned {cost.format_bytes(history[-1]['bytes_scanned'])} in "
                                     f"{history[-1]['run_id']}, {ratio:.1f}x its usual (median of "
                                     f"{len(history) - 1} runs; the rule fires above {factor:g}x)",
-                   history[-1]["run_id"], {"ratio": ratio})
+                   history[-1]["run_id"])
     by_query: dict[str, list[dict]] = {}
     for bucket in facts.api_costs:  # oldest first
         if bucket.get("executions"):
@@ -208,7 +207,7 @@ def _cost_spike(facts: Facts, p: dict):
         if ratio:
             yield (f"api {name}", f"API query {name} scanned {cost.format_bytes(per_run[-1])} in one execution, "
                                   f"{ratio:.1f}x its usual (median of {len(per_run) - 1} earlier minutes)",
-                   str(buckets[-1]["bucket_start"]), {"ratio": ratio})
+                   str(buckets[-1]["bucket_start"]))
 
 
 def _baseline(facts: Facts) -> dt.datetime | None:
@@ -234,7 +233,7 @@ def _schema_drift(facts: Facts, p: dict):
                f"new {where}: {row['name']!r} on {row['event_type']} events, first received "
                f"{_when(row['first_seen_at'])} (e.g. event {row['example_event_id']}, value "
                f"{row.get('example_value') or 'null'}); the contract does not declare it",
-               "", {"kind": row["kind"], "name": row["name"], "event_type": row["event_type"]})
+               "")
 
 
 def _new_source(facts: Facts, p: dict):
@@ -246,11 +245,11 @@ def _new_source(facts: Facts, p: dict):
             yield (f"event_type {row['name']}",
                    f"events of type {row['name']!r}, which the contract does not declare, arrive since "
                    f"{_when(row['first_seen_at'])} (e.g. event {row['example_event_id']}); declare it in "
-                   "strata_core/contract.py if it is here to stay", "", {"name": row["name"]})
+                   "strata_core/contract.py if it is here to stay", "")
         elif row["kind"] == "ingest_source" and _new(row, baseline, since):
             yield (f"ingest_source {row['name']}",
                    f"a new ingest path {row['name']!r} writes events since {_when(row['first_seen_at'])}",
-                   "", {"name": row["name"]})
+                   "")
 
 
 DEFAULT_RULES: tuple[Rule, ...] = (
@@ -333,9 +332,9 @@ def evaluate(facts: Facts, rules: list[EffectiveRule] | None = None) -> list[Ale
     for eff in rules or effective_rules():
         if not eff.enabled:
             continue
-        for subject, message, key, details in eff.rule.evaluate(facts, eff.params):
+        for subject, message, key in eff.rule.evaluate(facts, eff.params):
             alerts.append(Alert(eff.severity, eff.name, subject, message,
-                                fingerprint="|".join((eff.name, subject, key)), details=details))
+                                fingerprint="|".join((eff.name, subject, key))))
     return sorted(alerts, key=lambda a: (SEVERITIES.index(a.severity), a.rule, a.subject))
 
 
