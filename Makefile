@@ -33,12 +33,13 @@ endif
 IMAGES := ingest api transform collector
 IMAGE_VENVS ?= .venv-images
 
-.PHONY: venv demo test test-fast bench bench-transform bench-api bench-stream docs clean help bqemulator airflow image-venvs
+.PHONY: venv demo test test-fast bench bench-transform bench-api bench-stream bench-anomaly bench-dashboards docs clean help bqemulator airflow image-venvs
 help:
 	@echo "make demo   - generate events, ingest, build the dbt layers, serve the API, print where to look"
 	@echo "make test   - run the whole test suite (slow end-to-end tests included)"
 	@echo "make test-fast - skip tests marked slow"
-	@echo "make bench  - the ingest benchmark (bench-transform, bench-api, bench-stream: the dbt, API and streaming ones)"
+	@echo "make bench  - the ingest benchmark (bench-transform, bench-api, bench-stream: the dbt, API and streaming ones;"
+	@echo "              bench-anomaly, bench-dashboards: anomaly detection, dashboard page loads)"
 
 venv: $(VENV)/.installed
 
@@ -104,6 +105,12 @@ bench-stream: venv
 	$(BIN)/python bench/stream.py --candidates
 	$(BIN)/python bench/stream.py --rates 1000,2000,4000,6000,8000 --seconds 60
 	$(BIN)/python bench/stream.py --ceilings
+
+bench-anomaly: venv
+	$(BIN)/python bench/anomaly.py
+
+bench-dashboards: venv
+	$(BIN)/python bench/dashboards.py
 
 docs: venv
 	$(BIN)/python -m strata docs

@@ -36,7 +36,7 @@ setup(
     version="0.1.0",
     description="Event analytics: Beam ingestion, dbt layers and a GraphQL API",
     python_requires=">=3.11",
-    packages=find_packages(include=["strata_core", "strata_core.*", "strata", "strata.*", "beam_pipelines",
+    packages=find_packages(include=["strata_core", "strata_core.*", "strata_monitor", "strata_monitor.*", "strata", "strata.*", "beam_pipelines",
                                     "beam_pipelines.*", "graphql_site", "graphql_site.*",
                                     "collector", "collector.*"]),
     package_data={"graphql_site": ["schema.graphql", "*/templates/**/*", "*/static/**/*"]},

@@ -13,6 +13,7 @@ urlpatterns = [
     path("graphql/", graphiql),
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    path("dashboards/", include("graphql_site.dashboards.urls")),
 ]
 
 if apps.is_installed("graphql_site.dashboards"):

@@ -25,7 +25,7 @@ import sys
 from strata import __version__
 
 #: Command modules, in the order ``strata --help`` lists them.
-COMMANDS = ("generate", "ingest", "transform", "query", "lake", "serve", "token", "docs", "demo",
+COMMANDS = ("generate", "ingest", "transform", "check", "query", "lake", "serve", "token", "docs", "demo",
             "collect", "write_key", "publish", "replay", "bq", "launch", "data_version", "freshness")
 
 

@@ -32,6 +32,7 @@ import sys
 import time
 from typing import Iterable, Iterator
 
+from strata import dbt_costs, recorder
 from strata_core import dataversion, paths
 
 PROJECT_DIR = pathlib.Path(__file__).resolve().parent.parent / "transforms_sql"
@@ -182,6 +183,17 @@ def _mart_rows(db_file: pathlib.Path) -> dict[str, int]:
             "select table_name from information_schema.tables where table_schema = 'mart'").fetchall()}
         return {f"mart.{t}": con.execute(f"select count(*) from mart.{t}").fetchone()[0]
                 for t in MARTS if t in present}
+    finally:
+        con.close()
+
+
+def _estimate(costs, db_file: pathlib.Path) -> dict[str, int]:
+    """Bytes each node would have scanned on BigQuery, estimated from DuckDB's profiles."""
+    import duckdb
+
+    con = duckdb.connect(str(db_file))
+    try:
+        return costs.bytes_by_node(lambda sql, params: con.execute(sql, params).fetchall())
     finally:
         con.close()
 
@@ -342,18 +354,29 @@ def run_transform(*, target: str = "duckdb", full_refresh: bool = False,
     if target == "duckdb":
         _require_home()  # before the build lock, which would create the home
     callbacks = [Progress()] if progress else []
+    # Every build is recorded in the monitoring tables, failed ones too (strata/recorder.py); a
+    # dry run builds nothing that stays, so it is not recorded.
+    run = None if dry_run else recorder.TransformRun(target)
+    costs = dbt_costs.ScanCollector() if target == "duckdb" and not dry_run else None
     try:
         with _build_lock():
             if target == "duckdb":
-                summary = _run_duckdb(args, callbacks, dry_run=dry_run, full_refresh=full_refresh)
+                summary = _run_duckdb(args, callbacks, costs, dry_run=dry_run, full_refresh=full_refresh)
             else:
                 summary = _run_direct(args, callbacks, publish=publish)
+        _refuse_empty_selection(summary)
+    except BaseException as exc:
+        if run is not None:
+            run.fail(exc)
+        raise
     finally:
         for callback in callbacks:
             callback.close()
-    _refuse_empty_selection(summary)
     summary.update(target=target, full_refresh=full_refresh, seconds=round(time.monotonic() - started, 3),
                    strata_home=str(paths.home_path()))
+    estimates = summary.pop("estimates", None)
+    if run is not None:
+        run.finish(summary, estimates)
     return summary
 
 
@@ -450,7 +473,8 @@ def changed_tables(live: pathlib.Path, build: pathlib.Path) -> list[str]:
         con.close()
 
 
-def _run_duckdb(args: list[str], callbacks: list, *, dry_run: bool, full_refresh: bool) -> dict:
+def _run_duckdb(args: list[str], callbacks: list, costs: "dbt_costs.ScanCollector | None", *, dry_run: bool,
+                full_refresh: bool) -> dict:
     live = _check_inputs()
     build = build_path()
     for stale in (build, build.with_name(build.name + ".wal")):
@@ -460,12 +484,14 @@ def _run_duckdb(args: list[str], callbacks: list, *, dry_run: bool, full_refresh
     published = False
     plan = _Plan()
     try:
-        res = invoke_dbt(args, warehouse_file=build, callbacks=callbacks + [plan])
+        res = invoke_dbt(args, warehouse_file=build,
+                         callbacks=callbacks + [plan] + ([costs.on_event] if costs is not None else []))
         summary = _summarise(res)
         summary["ok"] = bool(res.success)
         summary["data_version"] = version_store("duckdb").read()
         summary["rows"] = {}
         summary["changed"] = False
+        summary["estimates"] = _estimate(costs, build) if costs is not None else None
         if not res.success:
             return summary
         _checkpoint(build)

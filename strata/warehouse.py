@@ -6,8 +6,10 @@ Layout under ``$STRATA_HOME``::
     lake/raw/dead_letters/<part>.parquet                   rejected records with their original bytes
     lake/raw/users/<part>.parquet                          user master rows
     lake/raw/<table>/_schema.parquet                       zero-row file so an empty table still reads
-    warehouse.duckdb                                       schemas raw (views over the lake),
-                                                           staging, curated, mart (built by dbt)
+    lake/monitoring/<table>/<date>/<run>.parquet           run facts (strata_core.monitoring), one part a run
+    warehouse.duckdb                                       schemas raw and monitoring (views over the
+                                                           lake), staging, curated, mart (and the
+                                                           monitoring models, built by dbt)
 
 Why this shape:
 
@@ -29,14 +31,20 @@ from typing import Iterator
 
 import duckdb
 
-from strata_core import duckdb_config, paths, schemas
+from strata_core import duckdb_config, paths
+from strata_core import lake as lake_parts
 from strata_core.lake import table_dir, write_part
 
-SCHEMAS = ("raw", "staging", "curated", "mart")
+SCHEMAS = ("raw", "staging", "curated", "mart", "monitoring")
 
 
 class HomeMissing(FileNotFoundError):
     """The home (or its warehouse) does not exist: nothing was ingested there."""
+
+
+def _lake_tables():
+    """(schema, table) of every lake table: raw.* and the recorded monitoring.* tables."""
+    return [(schema, table) for schema, (tables, _) in lake_parts.SCHEMAS.items() for table in tables]
 
 
 def init(db_path: pathlib.Path | None = None, lake: pathlib.Path | None = None) -> pathlib.Path:
@@ -48,12 +56,13 @@ def init(db_path: pathlib.Path | None = None, lake: pathlib.Path | None = None) 
     """
     db_path = db_path or paths.warehouse_path()
     lake = lake or paths.lake_dir()
-    for table in schemas.RAW_TABLES:
-        directory = table_dir(table, lake)
+    for schema, table in _lake_tables():
+        directory = table_dir(table, lake, schema)
         directory.mkdir(parents=True, exist_ok=True)
         marker = directory / "_schema.parquet"
         if not marker.exists():
-            write_part(table, "_schema", schemas.arrow_schema(table).empty_table(), lake=lake)
+            write_part(table, "_schema", lake_parts.arrow_schema(table, schema).empty_table(), lake=lake,
+                       schema=schema)
     if db_path.exists() and _has_views(db_path):
         return db_path
     con = duckdb.connect(str(db_path))
@@ -61,8 +70,8 @@ def init(db_path: pathlib.Path | None = None, lake: pathlib.Path | None = None) 
         duckdb_config.point_at_lake(con, lake)  # a view is bound (its files globbed) on creation
         for schema in SCHEMAS:
             con.execute(f"create schema if not exists {schema}")
-        for table in schemas.RAW_TABLES:
-            con.execute(duckdb_config.raw_view_sql(table))
+        for schema, table in _lake_tables():
+            con.execute(duckdb_config.view_sql(table, schema))
     finally:
         con.close()
     return db_path
@@ -77,8 +86,8 @@ def _has_views(db_path: pathlib.Path) -> bool:
         return False
     try:
         found = dict(con.execute(
-            "select view_name, sql from duckdb_views() where schema_name = 'raw'").fetchall())
-        return all(duckdb_config.LAKE_VARIABLE in (found.get(t) or "") for t in schemas.RAW_TABLES)
+            "select schema_name || '.' || view_name, sql from duckdb_views()").fetchall())
+        return all(duckdb_config.LAKE_VARIABLE in (found.get(f"{s}.{t}") or "") for s, t in _lake_tables())
     finally:
         con.close()
 

@@ -40,20 +40,22 @@ READ_ONLY_HINT = ("the warehouse is read-only here: `strata ingest` writes raw.*
                   "`strata transform` writes staging, curated and mart")
 
 
-def scan_sql(table: str, *, filename: bool = False) -> str:
-    """``read_parquet(...)`` over the Parquet parts of ``raw.<table>`` in this connection's lake.
+def scan_sql(table: str, schema: str = "raw", *, filename: bool = False) -> str:
+    """``read_parquet(...)`` over the Parquet parts of ``<schema>.<table>`` in this connection's
+    lake (``schema``: ``raw``, or ``monitoring`` for the recorded run facts).
 
-    ``table`` is one of ``strata_core.schemas.RAW_TABLES`` (never user input). hive_partitioning
-    is off because every part also stores its partition column, which keeps types exact.
+    ``schema`` and ``table`` come from the lake's declarations (``strata_core.lake.SCHEMAS``),
+    never from user input. hive_partitioning is off because every part also stores its partition
+    column, which keeps types exact.
     """
-    glob = f"coalesce(getvariable('{LAKE_VARIABLE}'), 'lake') || '/raw/{table}/**/*.parquet'"
+    glob = f"coalesce(getvariable('{LAKE_VARIABLE}'), 'lake') || '/{schema}/{table}/**/*.parquet'"
     return (f"read_parquet({glob}, hive_partitioning = false, union_by_name = true"
             f"{', filename = true' if filename else ''})")
 
 
-def raw_view_sql(table: str) -> str:
-    """``create view`` statement for ``raw.<table>`` (see :func:`scan_sql`)."""
-    return f"create or replace view raw.{table} as select * from {scan_sql(table)}"
+def view_sql(table: str, schema: str = "raw") -> str:
+    """``create view`` statement for ``<schema>.<table>`` over the lake (see :func:`scan_sql`)."""
+    return f"create or replace view {schema}.{table} as select * from {scan_sql(table, schema)}"
 
 
 def read_only_config(*, threads: int | None = None, memory_limit: str | None = None) -> dict:

@@ -4,7 +4,8 @@ Shared by the ingest jobs' local sink (``beam_pipelines.sinks.local``) and the C
 (``strata.warehouse`` registers the parts as DuckDB views), so it lives in the dependency-free
 core: Dataflow workers never import the CLI package.
 
-Layout: ``<lake>/raw/<table>/[<partition>/]<part>.parquet``.
+Layout: ``<lake>/<schema>/<table>/[<partition>/]<part>.parquet``, where ``schema`` is ``raw``
+(the contract's tables) or ``monitoring`` (run facts, ``strata_core.monitoring``).
 """
 
 from __future__ import annotations
@@ -18,15 +19,25 @@ import tempfile
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from strata_core import paths, schemas
+from strata_core import monitoring, paths, schemas
 
 _PART_RE = re.compile(r"^[A-Za-z0-9_.=-]+$")
 
 
-def table_dir(table: str, lake: pathlib.Path | None = None) -> pathlib.Path:
-    if table not in schemas.RAW_TABLES:
-        raise ValueError(f"unknown raw table {table!r}; expected one of {sorted(schemas.RAW_TABLES)}")
-    return (lake or paths.lake_dir()) / "raw" / table
+#: The lake's schemas and, per schema, how to get a table's Arrow schema.
+SCHEMAS = {"raw": (schemas.RAW_TABLES, schemas.arrow_schema),
+           monitoring.SCHEMA: (monitoring.RECORDED, monitoring.arrow_schema)}
+
+
+def table_dir(table: str, lake: pathlib.Path | None = None, schema: str = "raw") -> pathlib.Path:
+    tables = SCHEMAS[schema][0]
+    if table not in tables:
+        raise ValueError(f"unknown {schema} table {table!r}; expected one of {sorted(tables)}")
+    return (lake or paths.lake_dir()) / schema / table
+
+
+def arrow_schema(table: str, schema: str = "raw") -> pa.Schema:
+    return SCHEMAS[schema][1](table)
 
 
 def parquet_options(table: str) -> dict:
@@ -43,8 +54,8 @@ def parquet_options(table: str) -> dict:
 
 
 def write_part(table: str, part: str, rows: pa.Table, partition: str | None = None,
-               lake: pathlib.Path | None = None, durable: bool = False) -> pathlib.Path:
-    """Atomically write (or replace) one Parquet part of a raw table.
+               lake: pathlib.Path | None = None, schema: str = "raw", durable: bool = False) -> pathlib.Path:
+    """Atomically write (or replace) one Parquet part of a raw (or monitoring) table.
 
     ``part`` must be a stable name derived from the input; ``partition`` is a hive directory
     such as ``event_date=2026-01-31``. ``durable``: fsync the file and its directory before
@@ -54,7 +65,7 @@ def write_part(table: str, part: str, rows: pa.Table, partition: str | None = No
     """
     if not _PART_RE.match(part) or (partition and not _PART_RE.match(partition)):
         raise ValueError(f"part/partition names must match {_PART_RE.pattern}: {part!r} {partition!r}")
-    directory = table_dir(table, lake)
+    directory = table_dir(table, lake, schema)
     if partition:
         directory = directory / partition
     directory.mkdir(parents=True, exist_ok=True)
@@ -63,7 +74,8 @@ def write_part(table: str, part: str, rows: pa.Table, partition: str | None = No
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".parquet-partial", dir=directory)
     os.close(fd)
     try:
-        pq.write_table(rows.cast(schemas.arrow_schema(table)), tmp, **parquet_options(table))
+        options = parquet_options(table) if schema == "raw" else {"compression": "snappy"}
+        pq.write_table(rows.cast(arrow_schema(table, schema)), tmp, **options)
         if durable:
             _fsync(tmp)
         os.replace(tmp, target)

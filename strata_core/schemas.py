@@ -21,7 +21,8 @@ RAW_TABLES = {
 
 _BQ_TYPES = {
     "string": "STRING", "enum": "STRING", "timestamp": "TIMESTAMP", "decimal": "NUMERIC",
-    "integer": "INT64", "json": "JSON", "date": "DATE", "bytes": "BYTES",
+    "integer": "INT64", "json": "JSON", "date": "DATE", "bytes": "BYTES", "float": "FLOAT64",
+    "boolean": "BOOL",
 }
 
 
@@ -31,22 +32,33 @@ def _arrow_type(field: c.Field) -> pa.DataType:
         "timestamp": pa.timestamp("us", tz="UTC"),
         "decimal": pa.decimal128(c.AMOUNT_PRECISION, c.AMOUNT_SCALE),
         "integer": pa.int64(), "date": pa.date32(), "bytes": pa.binary(),
+        "float": pa.float64(), "boolean": pa.bool_(),
     }[field.kind]
 
 
 def bigquery_schema(table: str) -> dict:
     """``{"fields": [...]}`` in the JSON form that ``WriteToBigQuery`` and ``bq mk`` accept."""
+    return bigquery_schema_for(RAW_TABLES[table])
+
+
+def bigquery_schema_for(fields: tuple[c.Field, ...]) -> dict:
+    """The BigQuery schema (JSON form) of any declared column list (raw or monitoring tables)."""
     return {"fields": [
         {"name": f.name, "type": _BQ_TYPES[f.kind], "mode": "REQUIRED" if f.required else "NULLABLE",
          "description": f.description}
-        for f in RAW_TABLES[table]
+        for f in fields
     ]}
 
 
 @functools.cache
 def arrow_schema(table: str) -> pa.Schema:
     """Arrow/Parquet schema of a raw table. JSON columns are stored as JSON text."""
-    return pa.schema([pa.field(f.name, _arrow_type(f), nullable=not f.required) for f in RAW_TABLES[table]])
+    return arrow_schema_for(RAW_TABLES[table])
+
+
+def arrow_schema_for(fields: tuple[c.Field, ...]) -> pa.Schema:
+    """The Arrow/Parquet schema of any declared column list (raw or monitoring tables)."""
+    return pa.schema([pa.field(f.name, _arrow_type(f), nullable=not f.required) for f in fields])
 
 
 #: BigQuery physical layout of the raw tables.

@@ -40,3 +40,11 @@ def strata_home(tmp_path, monkeypatch):
     home = tmp_path / "strata-home"
     monkeypatch.setenv("STRATA_HOME", str(home))
     return home
+
+
+@pytest.fixture(scope="session")
+def monitored_home(tmp_path_factory):
+    """Five weeks of generated events, ingested and built (tests/monitoring_home.py); read-only."""
+    from tests import monitoring_home
+
+    return monitoring_home.build(tmp_path_factory.mktemp("monitored-home"))

@@ -27,8 +27,12 @@ DATE_PARTITIONED = {
     "funnel_events": ("mart", "event_date", ["event_type", "user_id"], 730),
     "funnel_daily": ("mart", "event_date", None, 730),
     "ml_training": ("mart", "as_of_date", ["user_id"], 730),
+    "partition_stats": ("monitoring", "partition_date", ["relation"], 730),
+    "null_rates": ("monitoring", "partition_date", ["relation"], 730),
 }
 KEYED = {"stg_users": "staging", "user_analytics": "mart"}
+#: Keyed on more than one column: (schema, unique_key, cluster_by).
+KEYED_COMPOUND = {"schema_drift": ("monitoring", ["kind", "event_type", "name"], ["kind", "name"])}
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +53,7 @@ def _models(manifest):
 
 
 def test_every_model_has_a_declared_layout(manifests):
-    assert set(_models(manifests["bigquery"])) == set(DATE_PARTITIONED) | set(KEYED)
+    assert set(_models(manifests["bigquery"])) == set(DATE_PARTITIONED) | set(KEYED) | set(KEYED_COMPOUND)
 
 
 @pytest.mark.parametrize("name", sorted(DATE_PARTITIONED))
@@ -75,11 +79,21 @@ def test_bigquery_keyed_models_merge_on_user(manifests, name):
     assert node["config"]["cluster_by"] == ["user_id"]
 
 
+@pytest.mark.parametrize("name", sorted(KEYED_COMPOUND))
+def test_bigquery_compound_keyed_models_merge(manifests, name):
+    schema, key, cluster_by = KEYED_COMPOUND[name]
+    node = _models(manifests["bigquery"])[name]
+    assert node["schema"] == schema
+    assert (node["config"]["incremental_strategy"], node["config"]["unique_key"]) == ("merge", key)
+    assert node["config"]["cluster_by"] == cluster_by
+
+
 def test_duckdb_uses_delete_insert_on_the_same_keys(manifests):
     for name, node in _models(manifests["duckdb"]).items():
         config = node["config"]
         assert config["incremental_strategy"] == "delete+insert", name
-        expected_key = "user_id" if name in KEYED else DATE_PARTITIONED[name][1]
+        expected_key = ("user_id" if name in KEYED else KEYED_COMPOUND[name][1] if name in KEYED_COMPOUND
+                        else DATE_PARTITIONED[name][1])
         assert config["unique_key"] == expected_key, name
         assert not config.get("partition_by"), name
 

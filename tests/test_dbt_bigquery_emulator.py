@@ -78,6 +78,6 @@ def test_full_build_runs_on_the_emulator(emulator, strata_home, monkeypatch):
         extra=["--exclude", "business_metrics_exact_money_and_counts"]))
     summary = transform._summarise(res)
     assert res.success, summary["failures"]
-    assert summary["models"]["built"] == 12
+    assert summary["models"]["built"] == 15  # 12 layer models + 3 monitoring models
     assert summary["tests"]["failed"] == 0 and summary["tests"]["passed"] > 40
     assert summary["unit_tests"]["passed"] == 5

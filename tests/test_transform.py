@@ -324,7 +324,7 @@ def test_builds_pass_with_all_tests(scenario):
     for key in ("first", "incremental", "full", "fresh"):
         s = scenario[key]
         assert s["ok"], transform.format_summary(s)
-        assert s["models"]["errors"] == 0 and s["models"]["built"] == 12
+        assert s["models"]["errors"] == 0 and s["models"]["built"] == 15  # 12 layer + 3 monitoring models
         assert s["tests"]["failed"] == 0 and s["tests"]["errors"] == 0 and s["tests"]["passed"] > 40
         assert s["unit_tests"]["failed"] == 0 and s["unit_tests"]["passed"] >= 6
         assert s["rows"]["mart.business_metrics"] > 0

@@ -84,6 +84,8 @@ INSTALLED_APPS = [
     "graphql_site.metrics",
     "graphql_site.gateway",
     "graphql_site.querylayer",
+    "graphql_site.monitoring",
+    "graphql_site.dashboards",
 ]
 
 MIDDLEWARE = [
@@ -94,6 +96,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # What each POST /graphql costs, per query name (graphql_site/monitoring/costs.py).
+    "graphql_site.monitoring.costs.CostMiddleware",
 ]
 
 ROOT_URLCONF = "graphql_site.urls"

@@ -114,7 +114,7 @@ def run(args) -> int:
     env = {}
     if "REDIS_URL" not in os.environ and _redis_up():
         env["REDIS_URL"] = "redis://127.0.0.1:6379/0"
-    _step("Serving the GraphQL API (Django + Graphene under gunicorn)"
+    _step("Serving the GraphQL API (Django + Graphene under granian)"
           + (" with the Redis cache on 127.0.0.1:6379" if env or os.environ.get("REDIS_URL") else
              " with the in-process cache (no Redis found)"))
     token = serve.create_token("demo")
@@ -132,6 +132,7 @@ def run(args) -> int:
         print(serve.demo_instructions(url, token, dates[0], dates[-1]))
         print(f"Admin:      {url}/admin/  user `admin`, password `{admin_password}` (new each demo run; "
               "metric definitions live there)")
+        print(f"Dashboards: {url}/dashboards/  (the same login; health on one screen: .venv/bin/strata check)")
         print(f"    server log: {home / 'serve.log'}")
         if streaming is not None:
             print(demo_stream.instructions(streaming, url, token, home))

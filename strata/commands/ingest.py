@@ -190,9 +190,14 @@ def run_batch(args) -> int:
         if args.bq_endpoint:
             argv.append(option("--bq-endpoint", args.bq_endpoint))
     argv += beam_args
+    from strata import recorder
+
     try:
-        summary = batch.run(argv, runner=args.runner, workers=args.workers,
-                            progress=not args.json and sys.stderr.isatty())
+        # Recorded in the monitoring tables, failed runs included (strata/recorder.py).
+        with recorder.ingest_run(args.sink, args.input, bq_project=args.bq_project,
+                                 bq_endpoint=args.bq_endpoint) as run:
+            summary = run.summary = batch.run(argv, runner=args.runner, workers=args.workers,
+                                              progress=not args.json and sys.stderr.isatty())
     except (ValueError, FileNotFoundError) as exc:
         return _fail(as_typed(str(exc)))
     warning = nothing_accepted(summary)

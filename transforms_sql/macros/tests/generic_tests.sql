@@ -9,14 +9,6 @@ where not ({{ expression }})
 {%- if where_clause %} and ({{ where_clause }}){% endif %}
 {% endtest %}
 
-{#- No two rows share the same values of `combination_of_columns`. -#}
-{% test unique_combination_of_columns(model, combination_of_columns) %}
-select {{ combination_of_columns | join(', ') }}, count(*) as count_rows
-from {{ model }}
-group by {{ combination_of_columns | join(', ') }}
-having count(*) > 1
-{% endtest %}
-
 {#- Within each `group_by` group, `column_name` never increases along `order_by`
     (funnel step counts: users_k+1 <= users_k). -#}
 {% test non_increasing(model, column_name, order_by, group_by) %}

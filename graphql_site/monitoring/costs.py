@@ -1,0 +1,279 @@
+"""What each API query costs, per query name, kept as a history in the API's own database.
+
+Nothing in the gateway or the query layer changes for this:
+
+* ``CostMiddleware`` wraps ``POST /graphql``: it names the query (``operationName``, else the
+  operation's own name, else its root fields, e.g. ``revenueMetrics+conversionFunnel``) and
+  opens an accumulator for the request;
+* SQLAlchemy events on every engine (``install``) add what each warehouse statement cost: on
+  BigQuery the job's bytes processed and slot time; on DuckDB a BigQuery-like estimate from
+  DuckDB's profiler (rows scanned after pruning x BigQuery's column widths,
+  ``strata_monitor.cost``), read once the statement's rows are fetched, with profiling
+  switched on for every DuckDB connection (``STRATA_API_COST_ESTIMATE=off`` switches it off;
+  it costs about 0.1-0.2 ms a statement);
+* responses that ran warehouse statements (cache hits run none) are added to a per-minute bucket
+  (``QueryCostBucket``) in memory, written to the database every ``FLUSH_EVERY_S`` seconds by a
+  background thread: no database write on the request path.
+
+BigQuery jobs should also carry labels (``strata_monitor.cost.job_labels("api", name)``), so
+``INFORMATION_SCHEMA.JOBS`` can be grouped by query name: that belongs in the job config the
+query layer builds (``graphql_site/querylayer/engine.py``, ``BigQueryWarehouse``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextvars
+import dataclasses
+import datetime as dt
+import functools
+import json
+import logging
+import os
+import threading
+import time
+
+import sqlalchemy as sa
+from django.conf import settings
+
+from strata_monitor import cost
+
+log = logging.getLogger("graphql_site.monitoring")
+
+FLUSH_EVERY_S = 10.0
+ESTIMATE = os.environ.get("STRATA_API_COST_ESTIMATE", "on") != "off"
+
+
+@dataclasses.dataclass
+class Usage:
+    queries: int = 0
+    bytes: int = 0
+    slot_ms: int = 0
+    estimated: bool = False
+
+
+_current: contextvars.ContextVar[Usage | None] = contextvars.ContextVar("strata_query_usage", default=None)
+
+
+# ---- SQLAlchemy events -----------------------------------------------------------------------
+
+def _is_duckdb(dbapi_connection) -> bool:
+    return type(dbapi_connection).__module__.startswith("duckdb")
+
+
+def _on_connect(dbapi_connection, connection_record) -> None:
+    if ESTIMATE and _is_duckdb(dbapi_connection):
+        dbapi_connection.execute("set enable_profiling = 'no_output'")
+
+
+_width_memo: dict[tuple[str, str], dict[str, float]] = {}
+_width_lock = threading.Lock()
+
+
+def _table_widths(dbapi_connection, database: str, table: str) -> dict[str, float]:
+    key = (database, table)
+    if key not in _width_memo:
+        # A duplicate connection: the statement's result is still pending on the original.
+        side = dbapi_connection.duplicate()
+        try:
+            widths = cost.duckdb_widths(lambda sql, params: side.execute(sql, params).fetchall(), table)
+        finally:
+            side.close()
+        with _width_lock:
+            if len(_width_memo) > 2048:
+                _width_memo.clear()
+            _width_memo[key] = widths
+    return _width_memo[key]
+
+
+_PENDING = "strata_cost_pending"
+
+
+def _after_execute(conn, cursor, statement, parameters, context, executemany) -> None:
+    usage = _current.get()
+    if usage is None:
+        return
+    usage.queries += 1
+    try:
+        job = getattr(cursor, "query_job", None) or getattr(cursor, "_query_job", None)
+        if job is not None:  # BigQuery: the job is done, its statistics are final
+            usage.bytes += int(getattr(job, "total_bytes_processed", None) or 0)
+            usage.slot_ms += int(getattr(job, "slot_millis", None) or 0)
+        elif ESTIMATE and _is_duckdb(conn.connection.dbapi_connection):
+            # DuckDB scans while the rows are fetched: read the profile when the statement is
+            # done, i.e. before the next one or when the transaction ends (_settle).
+            conn.info[_PENDING] = usage
+    except Exception:  # noqa: BLE001 - a cost figure must never fail a query
+        log.debug("query cost unavailable", exc_info=True)
+
+
+def _settle(conn, *args) -> None:
+    usage = conn.info.pop(_PENDING, None)
+    if usage is None:
+        return
+    try:
+        dbapi = conn.connection.dbapi_connection
+        profile = json.loads(dbapi.get_profiling_information(format="json"))
+        database = str(conn.engine.url.database)
+        usage.bytes += cost.scan_bytes(cost.scans_from_profile(profile),
+                                       lambda table: _table_widths(dbapi, database, table))
+        usage.estimated = True
+    except Exception:  # noqa: BLE001
+        log.debug("query cost unavailable", exc_info=True)
+
+
+_installed = False
+
+
+def install() -> None:
+    """Listen on every SQLAlchemy engine and pool of this process (idempotent)."""
+    global _installed
+    if _installed:
+        return
+    sa.event.listen(sa.pool.Pool, "connect", _on_connect)
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", _settle)
+    sa.event.listen(sa.engine.Engine, "after_cursor_execute", _after_execute)
+    sa.event.listen(sa.engine.Engine, "rollback", _settle)
+    sa.event.listen(sa.engine.Engine, "commit", _settle)
+    _installed = True
+
+
+# ---- per-minute buckets ----------------------------------------------------------------------
+
+_pending: dict[tuple[str, dt.datetime, str], dict] = {}
+_pending_lock = threading.Lock()
+_flusher_pid: int | None = None
+
+
+def record(query_name: str, usage: Usage, duration_ms: float, warehouse: str) -> None:
+    minute = dt.datetime.now(dt.timezone.utc).replace(second=0, microsecond=0)
+    key = (query_name[:200], minute, warehouse)
+    with _pending_lock:
+        bucket = _pending.setdefault(key, {"executions": 0, "queries": 0, "bytes_total": 0, "bytes_max": 0,
+                                           "slot_ms_total": 0, "duration_ms_total": 0.0, "estimated": False})
+        bucket["executions"] += 1
+        bucket["queries"] += usage.queries
+        bucket["bytes_total"] += usage.bytes
+        bucket["bytes_max"] = max(bucket["bytes_max"], usage.bytes)
+        bucket["slot_ms_total"] += usage.slot_ms
+        bucket["duration_ms_total"] += duration_ms
+        bucket["estimated"] = bucket["estimated"] or usage.estimated
+    _ensure_flusher()
+
+
+def flush() -> int:
+    """Write the pending buckets to the database; returns how many. Adds to existing rows."""
+    from django.db import transaction
+    from django.db.models import F
+    from django.db.models.functions import Greatest
+
+    from .models import QueryCostBucket
+
+    with _pending_lock:
+        pending = dict(_pending)
+        _pending.clear()
+    for (name, minute, warehouse), b in pending.items():
+        with transaction.atomic():
+            row, created = QueryCostBucket.objects.get_or_create(
+                query_name=name, bucket_start=minute, warehouse=warehouse, defaults=b)
+            if not created:
+                QueryCostBucket.objects.filter(pk=row.pk).update(
+                    executions=F("executions") + b["executions"], queries=F("queries") + b["queries"],
+                    bytes_total=F("bytes_total") + b["bytes_total"],
+                    bytes_max=Greatest(F("bytes_max"), b["bytes_max"]),
+                    slot_ms_total=F("slot_ms_total") + b["slot_ms_total"],
+                    duration_ms_total=F("duration_ms_total") + b["duration_ms_total"],
+                    estimated=b["estimated"] or row.estimated)
+    return len(pending)
+
+
+def _flush_quietly() -> None:
+    from django.db import connection
+
+    try:
+        flush()
+    except Exception:  # noqa: BLE001 - losing a minute of cost history must not hurt the API
+        log.warning("could not write the API query cost history", exc_info=True)
+    finally:
+        connection.close()
+
+
+def _flush_loop() -> None:
+    while True:
+        time.sleep(FLUSH_EVERY_S)
+        _flush_quietly()
+
+
+def _ensure_flusher() -> None:
+    """One flusher thread per process (gunicorn forks workers after import: check the pid)."""
+    global _flusher_pid
+    if _flusher_pid == os.getpid() or getattr(settings, "STRATA_COST_FLUSH_THREAD", True) is False:
+        return
+    _flusher_pid = os.getpid()
+    threading.Thread(target=_flush_loop, name="strata-cost-flush", daemon=True).start()
+    atexit.register(_flush_quietly)
+
+
+def history(since: dt.datetime) -> list[dict]:
+    """Buckets since ``since``, oldest first, as plain dicts (what ``strata_monitor`` reads)."""
+    from .models import QueryCostBucket
+
+    fields = ("query_name", "bucket_start", "warehouse", "executions", "queries", "bytes_total", "bytes_max",
+              "slot_ms_total", "duration_ms_total", "estimated")
+    return list(QueryCostBucket.objects.filter(bucket_start__gte=since).order_by("bucket_start").values(*fields))
+
+
+# ---- the middleware --------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=512)
+def _document_name(query: str) -> str:
+    """The first operation's name, else its root fields joined with ``+``."""
+    from graphql import OperationDefinitionNode, parse
+
+    try:
+        document = parse(query)
+    except Exception:  # noqa: BLE001 - the gateway reports the syntax error
+        return "invalid"
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode):
+            if definition.name is not None:
+                return definition.name.value[:200]
+            names = sorted({s.name.value for s in definition.selection_set.selections if hasattr(s, "name")})
+            return "+".join(names)[:200] or "empty"
+    return "empty"
+
+
+def query_name(body: bytes) -> str:
+    try:
+        payload = json.loads(body or b"null")
+    except ValueError:
+        return "invalid"
+    if not isinstance(payload, dict):
+        return "invalid"
+    operation = payload.get("operationName")
+    if isinstance(operation, str) and operation:
+        return operation[:200]
+    query = payload.get("query")
+    return _document_name(query) if isinstance(query, str) else "invalid"
+
+
+class CostMiddleware:
+    """Counts what ``POST /graphql`` responses cost (see the module docstring)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.method != "POST" or request.path.rstrip("/") != "/graphql":
+            return self.get_response(request)
+        usage = Usage()
+        token = _current.set(usage)
+        started = time.perf_counter()
+        try:
+            response = self.get_response(request)
+        finally:
+            _current.reset(token)
+        if usage.queries:
+            record(query_name(request.body), usage, (time.perf_counter() - started) * 1000,
+                   settings.STRATA_WAREHOUSE)
+        return response
