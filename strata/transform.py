@@ -191,8 +191,11 @@ def _estimate(costs, db_file: pathlib.Path) -> dict[str, int]:
     """Bytes each node would have scanned on BigQuery, estimated from DuckDB's profiles."""
     import duckdb
 
+    from strata_core import duckdb_config
+
     con = duckdb.connect(str(db_file))
     try:
+        duckdb_config.point_at_lake(con, paths.lake_dir())  # the raw views read this home's lake
         return costs.bytes_by_node(lambda sql, params: con.execute(sql, params).fetchall())
     finally:
         con.close()

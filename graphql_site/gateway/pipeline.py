@@ -37,6 +37,7 @@ from django.db import close_old_connections
 from django.http.request import split_domain_port, validate_host
 from graphql import GraphQLError, execute
 
+from graphql_site.monitoring import costs
 from graphql_site.querylayer.engine import WarehouseUnavailable, get_warehouse
 from graphql_site.tokens.auth import AuthError, authenticate
 
@@ -351,7 +352,8 @@ def _execute(gql: GraphQLRequest, principal, snapshot, unavailable, extensions, 
     # them, as Django does around a request (this endpoint runs outside Django's handling).
     close_old_connections()
     try:
-        return _run(gql, principal, snapshot, unavailable, extensions, key, headers)
+        with costs.measure(gql.operation_name, gql.query):  # the per-query cost history
+            return _run(gql, principal, snapshot, unavailable, extensions, key, headers)
     finally:
         close_old_connections()
 

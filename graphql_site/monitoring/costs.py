@@ -1,10 +1,10 @@
 """What each API query costs, per query name, kept as a history in the API's own database.
 
-Nothing in the gateway or the query layer changes for this:
+One line in the gateway and nothing in the query layer:
 
-* ``CostMiddleware`` wraps ``POST /graphql``: it names the query (``operationName``, else the
-  operation's own name, else its root fields, e.g. ``revenueMetrics+conversionFunnel``) and
-  opens an accumulator for the request;
+* ``measure`` wraps executing a ``/graphql`` request (``gateway.pipeline``): it names the query
+  (``operationName``, else the operation's own name, else its root fields, e.g.
+  ``revenueMetrics+conversionFunnel``) and opens an accumulator for the request;
 * SQLAlchemy events on every engine (``install``) add what each warehouse statement cost: on
   BigQuery the job's bytes processed and slot time; on DuckDB a BigQuery-like estimate from
   DuckDB's profiler (rows scanned after pruning x BigQuery's column widths,
@@ -23,6 +23,7 @@ query layer builds (``graphql_site/querylayer/engine.py``, ``BigQueryWarehouse``
 from __future__ import annotations
 
 import atexit
+import contextlib
 import contextvars
 import dataclasses
 import datetime as dt
@@ -223,7 +224,7 @@ def history(since: dt.datetime) -> list[dict]:
     return list(QueryCostBucket.objects.filter(bucket_start__gte=since).order_by("bucket_start").values(*fields))
 
 
-# ---- the middleware --------------------------------------------------------------------------
+# ---- per request --------------------------------------------------------------------------
 
 @functools.lru_cache(maxsize=512)
 def _document_name(query: str) -> str:
@@ -243,37 +244,25 @@ def _document_name(query: str) -> str:
     return "empty"
 
 
-def query_name(body: bytes) -> str:
-    try:
-        payload = json.loads(body or b"null")
-    except ValueError:
-        return "invalid"
-    if not isinstance(payload, dict):
-        return "invalid"
-    operation = payload.get("operationName")
-    if isinstance(operation, str) and operation:
-        return operation[:200]
-    query = payload.get("query")
+def query_name(operation_name: str | None, query: str) -> str:
+    """``operationName`` when given, else the document's first operation name or root fields."""
+    if isinstance(operation_name, str) and operation_name:
+        return operation_name[:200]
     return _document_name(query) if isinstance(query, str) else "invalid"
 
 
-class CostMiddleware:
-    """Counts what ``POST /graphql`` responses cost (see the module docstring)."""
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
-        if request.method != "POST" or request.path.rstrip("/") != "/graphql":
-            return self.get_response(request)
-        usage = Usage()
-        token = _current.set(usage)
-        started = time.perf_counter()
-        try:
-            response = self.get_response(request)
-        finally:
-            _current.reset(token)
+@contextlib.contextmanager
+def measure(operation_name: str | None, query: str):
+    """Count what the warehouse statements run inside the block cost, under the query's name
+    (``gateway.pipeline`` wraps executing a request with it; cache hits run no statement and are
+    not counted)."""
+    usage = Usage()
+    token = _current.set(usage)
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        _current.reset(token)
         if usage.queries:
-            record(query_name(request.body), usage, (time.perf_counter() - started) * 1000,
+            record(query_name(operation_name, query), usage, (time.perf_counter() - started) * 1000,
                    settings.STRATA_WAREHOUSE)
-        return response

@@ -97,7 +97,6 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # What each POST /graphql costs, per query name (graphql_site/monitoring/costs.py).
-    "graphql_site.monitoring.costs.CostMiddleware",
 ]
 
 ROOT_URLCONF = "graphql_site.urls"
