@@ -1,7 +1,7 @@
 """Alerts to the log and to a Slack-compatible webhook, deduplicated and rate-limited.
 
-Standard library only, so anything can import it alone (an Airflow ``on_failure_callback``
-included): :func:`send_alert` posts one alert, :class:`Notifier` a whole evaluation.
+Standard library (and ``strata_core.paths``) only, so anything can import it alone:
+:func:`send_alert` posts one alert, :class:`Notifier` a whole evaluation.
 
 * **Webhook**: ``POST`` of ``{"text": ..., "blocks": [...]}`` (Slack incoming webhooks;
   Mattermost, Rocket.Chat and Teams' Slack-compatible endpoints take the same). URL from the
@@ -67,8 +67,9 @@ class Outcome:
 
 
 def default_state_path() -> pathlib.Path:
-    home = pathlib.Path(os.environ.get("STRATA_HOME", ".strata")).expanduser().resolve()
-    return home / "monitoring" / "alerts.sqlite3"
+    from strata_core import paths  # standard library only, like this module
+
+    return paths.home_path() / "monitoring" / "alerts.sqlite3"
 
 
 def slack_payload(notice: Notice, status: str | None = None) -> dict:

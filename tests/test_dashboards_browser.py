@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from conftest import need_service
-from tests.fakes import chromium
+from tests.fakes import browser as chromium
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 PAGES = {"business": "", "quality": "quality/", "pipeline": "pipeline/", "cost": "cost/", "lineage": "lineage/"}
@@ -65,7 +65,7 @@ def artefacts() -> pathlib.Path:
 
 
 def test_every_page_renders_its_charts_in_chromium(site, artefacts):
-    need_service(*chromium.available())
+    need_service(chromium.available(), chromium.WHY)
     url, user, password = site
     with chromium.Browser(artefacts) as browser:
         browser.open(f"{url}/dashboards/")

@@ -205,7 +205,8 @@ IMPORTS = {
     "ingest": ("import beam_pipelines.batch, beam_pipelines.sinks.bigquery, beam_pipelines.template",
                ("django", "dbt", "graphene")),
     "api": ("import os; os.environ['DJANGO_SETTINGS_MODULE'] = 'graphql_site.settings.base'; import django; "
-            "django.setup(); import graphql_site.schema, graphql_site.querylayer.engine, strata.cli",
+            "django.setup(); import graphql_site.schema, graphql_site.querylayer.engine, graphql_site.dashboards.views, "
+            "strata_monitor.report, strata.cli",
             ("apache_beam", "dbt")),
     "transform": ("import dbt.adapters.bigquery, strata.transform, strata_core.dataversion, redis; "
                   "from strata import cli; cli.build_parser()", ("apache_beam", "django")),

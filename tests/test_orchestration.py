@@ -110,7 +110,10 @@ def test_failure_alert_posts_to_the_webhook(airflow):
     finally:
         server.shutdown()
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert received == [{"source": "airflow", "severity": "error", "dag_id": "strata_daily",
+    assert received == [{"text": ":rotating_light: [CRITICAL] pipeline_failure: strata_daily.source_freshness\n"
+                                 "raw.events is stale",
+                         "source": "airflow", "severity": "critical", "rule": "pipeline_failure",
+                         "dag_id": "strata_daily",
                          "task_id": "source_freshness", "run_id": "r1", "try_number": 4,
                          "logical_date": "2026-01-02T00:00:00+00:00", "log_url": "http://127.0.0.1/log",
                          "error": "raw.events is stale"}]

@@ -16,6 +16,8 @@ dashboards).
   paths, so Selenium Manager never downloads anything.
 * ``outside_requests(driver)`` lists the URLs the page requested that were not on loopback (from
   Chromium's performance log); ``console_errors(driver)`` the page's severe console messages.
+* ``Browser(artefacts)``: a session on ``chromium()`` with the page-test steps (log in to the
+  admin, wait for a condition, console errors, loaded resources, load time, screenshots).
 * ``serve_wsgi(app)`` serves a WSGI app on a free loopback port from a thread (many threads: a
   page loads its scripts in parallel), and stops it afterwards.
 """
@@ -25,9 +27,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pathlib
 import shutil
 import socketserver
+import tempfile
 import threading
+import time
 import urllib.parse
 from typing import Iterator
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -52,21 +57,101 @@ def available() -> bool:
 
 @contextlib.contextmanager
 def chromium(width: int = 1280, height: int = 900) -> Iterator:
+    """A Selenium driver of a fresh headless Chromium (its own empty profile), quit afterwards."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
+    profile = tempfile.mkdtemp(prefix="strata-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in FLAGS:
         options.add_argument(flag)
     options.add_argument(f"--window-size={width},{height}")
+    options.add_argument(f"--user-data-dir={profile}")
     options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
     os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager: never download a driver
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    os.environ.setdefault("SE_AVOID_STATS", "true")
     try:
-        yield driver
+        driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+        driver.set_page_load_timeout(60)
+        try:
+            yield driver
+        finally:
+            driver.quit()
     finally:
-        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+class Browser:
+    """A page-test session on :func:`chromium`, with artefacts (screenshots) in a directory.
+
+        with Browser(artefacts) as b:
+            b.login_admin(url, "admin", password)
+            b.open(f"{url}/dashboards/")
+            b.wait_for("document.body.dataset.charts !== undefined")
+            assert not b.console_errors()
+            b.screenshot("business")
+    """
+
+    def __init__(self, artefacts: pathlib.Path, *, width: int = 1440, height: int = 900):
+        self.artefacts = pathlib.Path(artefacts)
+        self.artefacts.mkdir(parents=True, exist_ok=True)
+        self._session = chromium(width, height)
+        self.driver = self._session.__enter__()
+
+    def __enter__(self) -> "Browser":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._session.__exit__(None, None, None)
+
+    def open(self, url: str) -> None:
+        self.driver.get(url)
+
+    def js(self, script: str, *args):
+        return self.driver.execute_script(script, *args)
+
+    def wait_for(self, condition_js: str, timeout_s: float = 20.0) -> None:
+        """Until ``condition_js`` (an expression) is truthy in the page."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.js(f"return !!({condition_js});"):
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"{condition_js!r} not true within {timeout_s} s at {self.driver.current_url}")
+
+    def login_admin(self, base_url: str, username: str, password: str) -> None:
+        """Log in through Django's admin login form."""
+        from selenium.webdriver.common.by import By
+
+        self.open(f"{base_url}/admin/login/")
+        self.driver.find_element(By.NAME, "username").send_keys(username)
+        self.driver.find_element(By.NAME, "password").send_keys(password)
+        self.driver.find_element(By.CSS_SELECTOR, "input[type=submit], button[type=submit]").click()
+        self.wait_for("!location.pathname.startsWith('/admin/login')")
+
+    def console_errors(self) -> list[str]:
+        return console_errors(self.driver)
+
+    def outside_requests(self) -> list[str]:
+        return outside_requests(self.driver)
+
+    def resources(self) -> list[str]:
+        """Every URL the page loaded (the document and its resources)."""
+        return self.js("return [location.href].concat(performance.getEntriesByType('resource').map(e => e.name));")
+
+    def load_ms(self) -> float:
+        """Navigation start to the end of the load event, in ms."""
+        return float(self.js("const n = performance.getEntriesByType('navigation')[0];"
+                             " return n.loadEventEnd - n.startTime;"))
+
+    def screenshot(self, name: str) -> pathlib.Path:
+        path = self.artefacts / f"{name}.png"
+        self.driver.save_screenshot(str(path))
+        return path
 
 
 def requested_urls(driver) -> list[str]:
