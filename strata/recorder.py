@@ -60,12 +60,10 @@ class BigQueryRecorder:
     """Rows of ``<project>.monitoring.<table>``; tables are created on first use."""
 
     def __init__(self, project: str, endpoint: str | None = None, dataset: str = monitoring.SCHEMA):
-        from google.cloud import bigquery
-
-        from beam_pipelines import bigquery as bq
+        from beam_pipelines.bigquery.clients import make_client  # Google's client only, no Beam
 
         self.project, self.dataset = project, dataset
-        self.client = bq.loopback_client(endpoint, project) if endpoint else bigquery.Client(project=project)
+        self.client = make_client(project, endpoint)
         self._ready: set[str] = set()
 
     def _ensure(self, table: str) -> None:
@@ -86,7 +84,7 @@ class BigQueryRecorder:
         self._ready.add(table)
 
     def write(self, table: str, run_id: str, rows: list[dict]) -> None:
-        from beam_pipelines.bigquery import to_insert_row
+        from beam_pipelines.bigquery.rows import to_insert_row
 
         if not rows:
             return

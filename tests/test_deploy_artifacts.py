@@ -208,7 +208,8 @@ IMPORTS = {
             "django.setup(); import graphql_site.schema, graphql_site.querylayer.engine, graphql_site.dashboards.views, "
             "strata_monitor.report, strata.cli",
             ("apache_beam", "dbt")),
-    "transform": ("import dbt.adapters.bigquery, strata.transform, strata_core.dataversion, redis; "
+    "transform": ("import dbt.adapters.bigquery, strata.transform, strata_core.dataversion, redis, "
+                  "beam_pipelines.bigquery.clients, beam_pipelines.bigquery.rows; "
                   "from strata import cli; cli.build_parser()", ("apache_beam", "django")),
     "collector": ("import uvicorn, google.cloud.pubsub_v1, strata_core.contract", ("apache_beam", "django", "dbt")),
 }
