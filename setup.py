@@ -25,7 +25,7 @@ INGEST = ["apache-beam[gcp]>=2.77,<3", "fastavro>=1.9", "pyarrow>=15", "orjson>=
           "numpy>=1.26"]
 API = ["django>=5.2", "graphene-django>=3.2", "django-redis>=5", "redis>=5", "sqlalchemy>=2",
        "sqlalchemy-bigquery>=1.11", "dj-database-url>=2", "psycopg[binary]>=3.1", "granian>=2.8",
-       "gunicorn>=22", "msgpack>=1.0", "orjson>=3.9"]
+       "gunicorn>=22", "msgpack>=1.0", "numpy>=1.26", "orjson>=3.9"]
 TRANSFORM = ["dbt-core>=1.11,<1.12", "dbt-bigquery>=1.11", "redis>=5", "orjson>=3.9"]
 COLLECTOR = ["uvicorn>=0.30", "uvloop>=0.19", "httptools>=0.6", "google-cloud-pubsub>=2.20", "orjson>=3.9"]
 LOCAL = ["tqdm>=4.66", "duckdb>=1.1", "duckdb-engine>=0.13", "dbt-duckdb>=1.11", "gcp-storage-emulator",

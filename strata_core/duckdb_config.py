@@ -82,20 +82,31 @@ def point_at_lake(con, lake: pathlib.Path) -> None:
     con.execute(f"set variable {LAKE_VARIABLE} = $1", [str(lake)])
 
 
-def secure(con, lake: pathlib.Path) -> None:
+def secure(con, lake: pathlib.Path, *, profiling: bool = False) -> None:
     """Point ``con`` at ``lake``, then allow reading only the lake and lock the configuration.
 
     Call it on every new connection opened with :func:`read_only_config`. The settings are
     global to the DuckDB database instance, which every connection to the same path in one
     process shares: the first connection locks them, later ones only set their variable.
+
+    ``profiling``: also switch on DuckDB's profiler for this connection (the API's cost history
+    reads it, ``graphql_site.monitoring.costs``). The profiler is a per-connection setting, and a
+    locked configuration refuses it on every later connection, so such readers are not locked.
+    They stay read-only and offline all the same: with external access off DuckDB refuses to
+    turn it back on, to change the allowed directories, to allow unsigned or community
+    extensions, or to install any ("while the database is running"); the one setting left
+    changeable, extension autoinstalling, cannot fetch anything without external access.
+    Readers of user-typed SQL (``strata query``) never profile, so they are locked.
     """
     point_at_lake(con, lake)
-    locked = con.execute("select current_setting('lock_configuration')").fetchone()[0]
-    if locked in (True, "true"):
-        return
+    if profiling:
+        con.execute("set enable_profiling = 'no_output'")
+    if con.execute("select current_setting('enable_external_access')").fetchone()[0] in (False, "false"):
+        return  # another connection to this database already secured it
     con.execute("set allowed_directories = $1", [[str(lake).rstrip("/") + "/"]])
     con.execute("set enable_external_access = false")
-    con.execute("set lock_configuration = true")
+    if not profiling:
+        con.execute("set lock_configuration = true")
 
 
 def connect_read_only(path: pathlib.Path | str, lake: pathlib.Path, *, threads: int | None = None,

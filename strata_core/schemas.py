@@ -6,10 +6,12 @@ Nothing here names a field: add one to the contract and every schema follows.
 from __future__ import annotations
 
 import functools
-
-import pyarrow as pa
+from typing import TYPE_CHECKING
 
 from strata_core import contract as c
+
+if TYPE_CHECKING:  # pyarrow is imported where Arrow schemas are built: the API image has none
+    import pyarrow as pa
 
 RAW_TABLES = {
     "events": c.FIELDS,
@@ -27,6 +29,8 @@ _BQ_TYPES = {
 
 
 def _arrow_type(field: c.Field) -> pa.DataType:
+    import pyarrow as pa
+
     return {
         "string": pa.string(), "enum": pa.string(), "json": pa.string(),
         "timestamp": pa.timestamp("us", tz="UTC"),
@@ -58,6 +62,8 @@ def arrow_schema(table: str) -> pa.Schema:
 
 def arrow_schema_for(fields: tuple[c.Field, ...]) -> pa.Schema:
     """The Arrow/Parquet schema of any declared column list (raw or monitoring tables)."""
+    import pyarrow as pa
+
     return pa.schema([pa.field(f.name, _arrow_type(f), nullable=not f.required) for f in fields])
 
 
@@ -97,6 +103,8 @@ def avro_input_schema() -> dict:
 
 def arrow_input_schema() -> pa.Schema:
     """Parquet schema for *input* event files; mirrors :func:`avro_input_schema`."""
+    import pyarrow as pa
+
     def arrow(field: c.Field) -> pa.DataType:
         if field.kind == "timestamp":
             return pa.string()  # RFC 3339 text; epoch-ms producers write an int64 column instead

@@ -204,7 +204,8 @@ def test_lean_sets_leave_out_the_other_images_dependencies():
 IMPORTS = {
     "ingest": ("import beam_pipelines.batch, beam_pipelines.sinks.bigquery, beam_pipelines.template",
                ("django", "dbt", "graphene")),
-    "api": ("import os; os.environ['DJANGO_SETTINGS_MODULE'] = 'graphql_site.settings.base'; import django; "
+    "api": ("import os; os.environ['DJANGO_SETTINGS_MODULE'] = 'graphql_site.settings.base'; "
+            "os.environ['DJANGO_SECRET_KEY'] = 'image-check'; import django; "
             "django.setup(); import graphql_site.schema, graphql_site.querylayer.engine, graphql_site.dashboards.views, "
             "strata_monitor.report, strata.cli",
             ("apache_beam", "dbt")),

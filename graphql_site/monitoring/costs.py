@@ -8,9 +8,9 @@ One line in the gateway and nothing in the query layer:
 * SQLAlchemy events on every engine (``install``) add what each warehouse statement cost: on
   BigQuery the job's bytes processed and slot time; on DuckDB a BigQuery-like estimate from
   DuckDB's profiler (rows scanned after pruning x BigQuery's column widths,
-  ``strata_monitor.cost``), read once the statement's rows are fetched, with profiling
-  switched on for every DuckDB connection (``STRATA_API_COST_ESTIMATE=off`` switches it off;
-  it costs about 0.1-0.2 ms a statement);
+  ``strata_monitor.cost``), read once the statement's rows are fetched; the query layer switches
+  the profiler on for its DuckDB connections (``strata_core.duckdb_config.secure``) unless
+  ``STRATA_API_COST_ESTIMATE=off``; it costs about 0.1-0.2 ms a statement;
 * responses that ran warehouse statements (cache hits run none) are added to a per-minute bucket
   (``QueryCostBucket``) in memory, written to the database every ``FLUSH_EVERY_S`` seconds by a
   background thread: no database write on the request path.
@@ -42,7 +42,7 @@ from strata_monitor import cost
 log = logging.getLogger("graphql_site.monitoring")
 
 FLUSH_EVERY_S = 10.0
-ESTIMATE = os.environ.get("STRATA_API_COST_ESTIMATE", "on") != "off"
+
 
 
 @dataclasses.dataclass
@@ -60,11 +60,6 @@ _current: contextvars.ContextVar[Usage | None] = contextvars.ContextVar("strata_
 
 def _is_duckdb(dbapi_connection) -> bool:
     return type(dbapi_connection).__module__.startswith("duckdb")
-
-
-def _on_connect(dbapi_connection, connection_record) -> None:
-    if ESTIMATE and _is_duckdb(dbapi_connection):
-        dbapi_connection.execute("set enable_profiling = 'no_output'")
 
 
 _width_memo: dict[tuple[str, str], dict[str, float]] = {}
@@ -100,7 +95,7 @@ def _after_execute(conn, cursor, statement, parameters, context, executemany) ->
         if job is not None:  # BigQuery: the job is done, its statistics are final
             usage.bytes += int(getattr(job, "total_bytes_processed", None) or 0)
             usage.slot_ms += int(getattr(job, "slot_millis", None) or 0)
-        elif ESTIMATE and _is_duckdb(conn.connection.dbapi_connection):
+        elif settings.STRATA_API_COST_ESTIMATE and _is_duckdb(conn.connection.dbapi_connection):
             # DuckDB scans while the rows are fetched: read the profile when the statement is
             # done, i.e. before the next one or when the transaction ends (_settle).
             conn.info[_PENDING] = usage
@@ -131,7 +126,6 @@ def install() -> None:
     global _installed
     if _installed:
         return
-    sa.event.listen(sa.pool.Pool, "connect", _on_connect)
     sa.event.listen(sa.engine.Engine, "before_cursor_execute", _settle)
     sa.event.listen(sa.engine.Engine, "after_cursor_execute", _after_execute)
     sa.event.listen(sa.engine.Engine, "rollback", _settle)

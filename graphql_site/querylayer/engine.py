@@ -185,7 +185,9 @@ class DuckDBWarehouse:
                 poolclass=sa.pool.QueuePool, pool_size=8, max_overflow=8, pool_pre_ping=False)
             # Then allow reading only this home's lake, no network, and lock the settings.
             lake = db.parent / "lake"
-            sa.event.listen(engine, "connect", lambda dbapi_con, _record: duckdb_config.secure(dbapi_con, lake))
+            profiling = settings.STRATA_API_COST_ESTIMATE  # the per-query cost history (monitoring.costs)
+            sa.event.listen(engine, "connect",
+                            lambda dbapi_con, _record: duckdb_config.secure(dbapi_con, lake, profiling=profiling))
             if self._snapshot is not None:
                 # Requests that took the old snapshot may still run queries on it: retire it,
                 # and close it only after RETIRE_AFTER_S (longer than any request may run).

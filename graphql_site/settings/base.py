@@ -192,6 +192,9 @@ STRATA_DUCKDB_THREADS = env_int("STRATA_DUCKDB_THREADS", 1)
 STRATA_VERSION_RECHECK_S = env_float("STRATA_VERSION_RECHECK_S", 0.1)
 #: DuckDB memory per server process (DuckDB's own default is 80% of RAM, per process).
 STRATA_DUCKDB_MEMORY_LIMIT = os.environ.get("STRATA_DUCKDB_MEMORY_LIMIT", "1GB")
+#: Estimate what each DuckDB query would scan on BigQuery, for the per-query cost history
+#: (monitoring.costs): DuckDB's profiler on every API connection, about 0.1-0.2 ms a statement.
+STRATA_API_COST_ESTIMATE = env_bool("STRATA_API_COST_ESTIMATE", True)
 STRATA_BIGQUERY_PROJECT = os.environ.get("STRATA_BIGQUERY_PROJECT", "")
 STRATA_BIGQUERY_LOCATION = os.environ.get("STRATA_BIGQUERY_LOCATION", "")
 #: Layer name -> BigQuery dataset, e.g. ``staging=strata_staging,mart=strata_mart``.
