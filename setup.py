@@ -27,7 +27,8 @@ API = ["django>=5.2", "graphene-django>=3.2", "django-redis>=5", "redis>=5", "sq
        "sqlalchemy-bigquery>=1.11", "dj-database-url>=2", "psycopg[binary]>=3.1", "granian>=2.8",
        "gunicorn>=22", "msgpack>=1.0", "numpy>=1.26", "orjson>=3.9"]
 TRANSFORM = ["dbt-core>=1.11,<1.12", "dbt-bigquery>=1.11", "redis>=5", "orjson>=3.9"]
-COLLECTOR = ["uvicorn>=0.30", "uvloop>=0.19", "httptools>=0.6", "google-cloud-pubsub>=2.20", "orjson>=3.9"]
+COLLECTOR = ["uvicorn>=0.30", "uvloop>=0.19", "httptools>=0.6", "google-cloud-pubsub>=2.20", "msgspec>=0.19",
+             "orjson>=3.9"]
 LOCAL = ["tqdm>=4.66", "duckdb>=1.1", "duckdb-engine>=0.13", "dbt-duckdb>=1.11", "gcp-storage-emulator",
          "pytest>=8", "pytest-timeout>=2"]
 

@@ -29,6 +29,7 @@ import os
 import pathlib
 import time
 
+import msgspec
 import orjson
 
 from strata_core import writekeys
@@ -118,7 +119,16 @@ def _events_of(body: bytes) -> tuple[list, list[bytes]]:
     for i, event in enumerate(batch):
         if type(event) is not dict:
             raise HTTPError(400, "not_an_object", f"batch[{i}] is not a JSON object; every event must be one")
-    return batch, [orjson.dumps(event) for event in batch]
+    # Each member is published with exactly the bytes sent, as a single event is: a dead letter
+    # then holds what the client wrote (a repeated key, say, which parsing would have merged).
+    return batch, [bytes(raw) for raw in _decode_batch(body).batch]
+
+
+class _Batch(msgspec.Struct):
+    batch: list[msgspec.Raw]
+
+
+_decode_batch = msgspec.json.Decoder(_Batch).decode
 
 
 class Collector:

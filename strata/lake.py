@@ -13,10 +13,12 @@ import os
 import pathlib
 
 from strata import warehouse
-from strata_core import duckdb_config, paths, schemas
+from strata_core import duckdb_config, paths
 
-#: How each raw table names the input a row came from.
-_SOURCE_COLUMN = {
+#: How each raw table that holds input rows names the input a row came from. The other raw tables
+#: hold none: ``event_counts_per_minute`` is an aggregate of the stream, ``dead_letter_replays``
+#: a log of replays (its rows point at dead letters by ``row_key``).
+SOURCE_COLUMN = {
     "events": "source_file",
     "users": "source_file",
     "dead_letters": "json_extract_string(attributes, '$.source_file')",
@@ -34,13 +36,13 @@ def sources() -> list[dict]:
     """Every input source in raw, with its row count per table, sorted by source."""
     found: dict[str, dict] = {}
     with warehouse.connect() as con:
-        for table in schemas.RAW_TABLES:
-            rows = con.execute(f"select {_SOURCE_COLUMN[table]}, count(*) "
+        for table in SOURCE_COLUMN:
+            rows = con.execute(f"select {SOURCE_COLUMN[table]}, count(*) "
                                f"from {duckdb_config.scan_sql(table)} group by 1").fetchall()
             for source, n in rows:
                 entry = found.setdefault(source or "(unknown)", {"source": source or "(unknown)"})
                 entry[table] = n
-    return [dict({t: 0 for t in schemas.RAW_TABLES}, **found[k]) for k in sorted(found)]
+    return [dict({t: 0 for t in SOURCE_COLUMN}, **found[k]) for k in sorted(found)]
 
 
 def spellings(source: str) -> list[str]:
@@ -55,9 +57,9 @@ def parts_of(source: str) -> list[Part]:
     names = spellings(source)
     parts: list[Part] = []
     with warehouse.connect() as con:
-        for table in schemas.RAW_TABLES:
+        for table in SOURCE_COLUMN:
             rows = con.execute(
-                f"select filename, count(*) filter (where list_contains($1, {_SOURCE_COLUMN[table]})), "
+                f"select filename, count(*) filter (where list_contains($1, {SOURCE_COLUMN[table]})), "
                 f"count(*) from {duckdb_config.scan_sql(table, filename=True)} group by filename "
                 "order by filename", [names]).fetchall()
             for filename, mine, total in rows:

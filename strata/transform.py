@@ -298,11 +298,11 @@ def raw_is_empty() -> bool:
 
 
 def _require_home() -> pathlib.Path:
-    """The live warehouse file; TransformError when the home or its warehouse does not exist."""
+    """The live warehouse file's path; TransformError when the home does not exist."""
     from strata import warehouse
 
     try:
-        return warehouse.require_home()
+        return warehouse.require_home(warehouse=False)
     except warehouse.HomeMissing as exc:
         raise TransformError(str(exc)) from None
 
@@ -311,8 +311,8 @@ def _check_inputs() -> pathlib.Path:
     """The live warehouse file, or TransformError when there is nothing to transform."""
     from strata import warehouse
 
-    live = _require_home()
-    warehouse.init()
+    _require_home()
+    live = warehouse.init()
     if raw_is_empty():
         raise TransformError(
             f"raw.events is empty in {paths.home_path()}: there is nothing to transform. Ingest events "

@@ -92,15 +92,18 @@ def _has_views(db_path: pathlib.Path) -> bool:
         con.close()
 
 
-def require_home() -> pathlib.Path:
-    """The warehouse file of an existing home, or :class:`HomeMissing` saying what to run."""
+def require_home(*, warehouse: bool = True) -> pathlib.Path:
+    """The warehouse file of an existing home, or :class:`HomeMissing` saying what to run.
+
+    ``warehouse=False``: only the home must exist (writers such as ``strata transform`` create
+    the warehouse file over a lake that a stream or a batch job filled)."""
     home = paths.home_path()
     if not home.is_dir():
         raise HomeMissing(f"STRATA_HOME {home} does not exist: nothing has been ingested there. "
                           "Set STRATA_HOME to an existing home, or start one with "
                           "`.venv/bin/strata ingest batch --input 'data/events-*.ndjson'`")
     db_path = home / "warehouse.duckdb"
-    if not db_path.exists():
+    if warehouse and not db_path.exists():
         raise HomeMissing(f"{home} has no warehouse yet: run `.venv/bin/strata ingest batch` first")
     return db_path
 

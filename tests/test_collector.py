@@ -63,6 +63,18 @@ def test_one_event_and_a_batch_are_published_one_message_each_with_attributes(se
     assert by_id[1].attributes["event_type"] == "signup" and "event_type" not in by_id[2].attributes
 
 
+def test_batch_members_are_published_with_the_exact_bytes_sent(setup):
+    """Not re-serialised: spacing, key order and a repeated key (which the pipeline dead-letters
+    as ``duplicate_key``) reach Pub/Sub as the client wrote them."""
+    url, key, topology = setup
+    members = [b'{ "event_id" : "e-1", "event_type": "page_view", "user_id": "u", "event_timestamp": 1 }',
+               b'{"event_id": "e-2", "event_id": "e-3", "event_type": "page_view"}']
+    status, body, _ = post(url, b'{"batch": [' + b",\n  ".join(members) + b"]}", key)
+    assert status == 202 and body["accepted"] == 2
+    messages = {m.message_id: m for m in pull_all(topology.subscription, expected=2)}
+    assert [messages[i].data for i in body["message_ids"]] == members
+
+
 def test_http_basic_with_the_key_as_user_name_is_accepted(setup):
     url, key, topology = setup
     basic = base64.b64encode(f"{key}:".encode()).decode()

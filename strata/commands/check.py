@@ -41,10 +41,14 @@ def duckdb_rows():
     import sqlalchemy as sa
 
     from strata import warehouse
+    from strata_core import duckdb_config
 
     path = warehouse.init()
-    engine = sa.create_engine(f"duckdb:///{path}", connect_args={"read_only": True},
-                              poolclass=sa.pool.StaticPool)
+    # Read-only and offline like every reader, and pointed at this home's lake (the raw and
+    # monitoring views read it, strata_core.duckdb_config).
+    engine = sa.create_engine(f"duckdb:///{path}", poolclass=sa.pool.StaticPool,
+                              connect_args={"read_only": True, "config": duckdb_config.read_only_config()})
+    sa.event.listen(engine, "connect", lambda dbapi_con, _record: duckdb_config.secure(dbapi_con, path.parent / "lake"))
 
     def rows(statement, params):
         with engine.connect() as conn:

@@ -32,7 +32,7 @@ def _fail(message: str) -> int:
 
 def run_sources(args) -> int:
     from strata import lake, warehouse
-    from strata_core import paths, schemas
+    from strata_core import paths
 
     try:
         found = lake.sources()
@@ -42,9 +42,9 @@ def run_sources(args) -> int:
         print(json.dumps(found))
         return 0
     width = max([len("source")] + [len(s["source"]) for s in found])
-    print(f"{'source':<{width}}  " + "  ".join(f"{t:>12}" for t in schemas.RAW_TABLES))
+    print(f"{'source':<{width}}  " + "  ".join(f"{t:>12}" for t in lake.SOURCE_COLUMN))
     for s in found:
-        print(f"{s['source']:<{width}}  " + "  ".join(f"{s[t]:>12,}" for t in schemas.RAW_TABLES))
+        print(f"{s['source']:<{width}}  " + "  ".join(f"{s[t]:>12,}" for t in lake.SOURCE_COLUMN))
     print(f"({len(found)} source{'s' if len(found) != 1 else ''}; home {paths.home_path()})", file=sys.stderr)
     return 0
 
