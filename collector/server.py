@@ -8,8 +8,6 @@ import pathlib
 import socket
 import sys
 
-from collector.app import Collector
-
 #: Connections beyond this get uvicorn's 503 before any app code runs.
 MAX_CONNECTIONS = 2000
 
@@ -34,6 +32,8 @@ def serve(args: argparse.Namespace) -> int:
         print(f"collector: {exc}", file=sys.stderr)
         return 2
     import uvicorn
+
+    from collector.app import Collector  # here, so `strata --help` needs no msgspec (transform image)
 
     keys_path = args.write_keys or writekeys.default_path()
     app = Collector(args.topic, keys_path, publish_timeout_s=args.publish_timeout_s)
