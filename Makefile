@@ -29,7 +29,7 @@ ifneq ($(wildcard $(AIRFLOW_VENV)/.installed),)
 export STRATA_AIRFLOW_PYTHON ?= $(CURDIR)/$(AIRFLOW_VENV)/bin/python
 endif
 # One venv per image, each from its own pinned set (`make image-venvs`): proves each set installs
-# alone with a clean `pip check`, and tests/test_images.py imports each image's code in it.
+# alone with a clean `pip check`, and tests/test_deploy_artifacts.py imports each image's code in it.
 IMAGES := ingest api transform collector
 IMAGE_VENVS ?= .venv-images
 
