@@ -3,7 +3,7 @@ page (a plain server-rendered page) measured in the same run.
 
     .venv/bin/python bench/dashboards.py [--home DIR] [--repeat 5]
 
-Builds what ``make demo`` builds (2,000 users, 14 days, seed 7: generate, ingest, transform)
+Builds a demo-sized home (2,000 users, 14 days, seed 7: generate, ingest, transform)
 into ``--home`` unless it already holds a warehouse, serves it with ``strata serve`` (one
 gunicorn worker), logs in through the admin and loads every page ``--repeat`` times. For each
 page: the navigation's load event (HTML, the 1.1 MB ECharts file from cache after the first

@@ -165,11 +165,17 @@ def run(args) -> int:
     if not args.no_notify:
         _alert_log(paths.home() / "monitoring" / "alerts.log", to_stderr=args.json)
         try:
-            outcome = notify.Notifier(args.webhook).notify(result.alerts)
+            notifier = notify.Notifier(args.webhook)
+            outcome = notifier.notify(result.alerts)
         except ValueError as exc:
             print(f"strata check: {exc}", file=sys.stderr)
             return 2
-        if outcome.sent or outcome.rate_limited or outcome.failed or outcome.resolved:
+        if not notifier.webhook_url:
+            if result.alerts:
+                n = len(result.alerts)
+                print(f"strata check: {n} alert{'' if n == 1 else 's'} logged to {paths.home() / 'monitoring'}; "
+                      f"no webhook set (--webhook URL or ${notify.WEBHOOK_ENV})", file=sys.stderr)
+        elif outcome.sent or outcome.rate_limited or outcome.failed or outcome.resolved:
             print(f"strata check: webhook: {len(outcome.sent)} sent, {len(outcome.duplicates)} already sent, "
                   f"{len(outcome.rate_limited)} held by the rate limit, {len(outcome.failed)} failed, "
                   f"{len(outcome.resolved)} resolved", file=sys.stderr)

@@ -18,7 +18,8 @@ import sys
 def register(sub) -> None:
     p = sub.add_parser("demo", help="generate → ingest → transform on the embedded default")
     p.add_argument("--users", type=int, default=2000, help="simulated users (default 2000)")
-    p.add_argument("--days", type=int, default=14, help="days of events (default 14)")
+    p.add_argument("--days", type=int, default=28,
+                   help="days of events (default 28: the anomaly detector judges a series after 21 days)")
     p.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     p.add_argument("--port", type=int, default=8000, help="first port to try for the API (default 8000)")
     p.add_argument("--no-serve", action="store_true", help="stop after the transform")
