@@ -26,6 +26,7 @@ from django.test.utils import override_settings
 
 from api import fixture_warehouse
 from api.events import _event, _ts
+from strata_core import contract
 
 D = decimal.Decimal
 EXACT = decimal.Context(prec=100)
@@ -91,12 +92,14 @@ def test_money_is_exact_through_the_api(api, tmp_path):
 #: Amounts a producer may send that a float cannot hold exactly, within a double's 15 significant digits.
 LINE_AMOUNTS = [D("123456789.12"), D("0.1"), D("0.2"), D("0.3"), D("1.000000001"), D("33.333333333"),
                 D("999999999999.999")]
+#: The largest amount the contract accepts at full scale: 24 significant digits, beyond any double.
+LARGEST_AMOUNT = D(10) ** contract.AMOUNT_LIMIT_EXPONENT - D("1e-9")
 
 
 @pytest.fixture(scope="module")
 def ingested(tmp_path_factory) -> pathlib.Path:
-    """One home through the real ingest and dbt build: LINE_AMOUNTS on 2026-03-02..04, and BIG
-    (more digits than a double holds) on 2026-03-06."""
+    """One home through the real ingest and dbt build: LINE_AMOUNTS on 2026-03-02..04, and
+    LARGEST_AMOUNT (more digits than a double holds) on 2026-03-06."""
     tmp = tmp_path_factory.mktemp("money-pipeline")
     home, data = tmp / "home", tmp / "data"
     data.mkdir()
@@ -113,7 +116,7 @@ def ingested(tmp_path_factory) -> pathlib.Path:
             purchase(f"p-{day}-{k}", f"m{k:02d}", base + dt.timedelta(days=day, minutes=k), amount)
         lines.append('{"event_id": "r-%d", "event_type": "refund", "user_id": "m00", "event_timestamp": "%s", '
                      '"amount": 0.1, "currency": "EUR"}' % (day, (base + dt.timedelta(days=day, hours=1)).isoformat()))
-    purchase("big-1", "b01", base + dt.timedelta(days=4), BIG)
+    purchase("big-1", "b01", base + dt.timedelta(days=4), LARGEST_AMOUNT)
     (data / "money.ndjson").write_text("\n".join(lines) + "\n")
     env = {**os.environ, "STRATA_HOME": str(home)}
     env.pop("DATABASE_URL", None)
@@ -139,14 +142,10 @@ def test_money_is_exact_from_the_input_line_to_the_answer(api, ingested):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "ingest rounds amount literals over a double's 15-17 significant digits: beam_pipelines.validation "
-    "decodes with orjson, so 9999999999999999999.999999999 (allowed by NUMERIC(38, 9)) lands as "
-    "10000000000000000000; the fix belongs to the ingest's decoder (re-read float amounts exactly)"))
 def test_amounts_with_more_digits_than_a_double_survive_ingest(api, ingested):
     with override_settings(STRATA_WAREHOUSE_PATH=str(ingested / "warehouse.duckdb")):
         data = api.data('{ revenueMetrics(dateRange: {start: "2026-03-06", end: "2026-03-06"}) { grossRevenue } }')
-    assert D(data["revenueMetrics"]["grossRevenue"]) == BIG
+    assert D(data["revenueMetrics"]["grossRevenue"]) == LARGEST_AMOUNT
 
 
 # ---- BigQuery: the real client and dialect, a loopback fake of jobs.query ------------------------
