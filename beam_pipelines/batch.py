@@ -151,8 +151,28 @@ def make_runner(runner: str):
 #: Input bytes per local worker process. A worker process costs about 3 s of a core before its
 #: first record (a Python, and Beam's import), and the job costs about 12 µs of a core per event
 #: (about 400 bytes): a second process pays once half the work exceeds its start-up, about 500k
-#: events or 200 MB, and more with an uneven split. See BENCHMARKS.md (``--workers-sweep``).
-BYTES_PER_WORKER = 256 * 1024 * 1024
+#: events or 200 MB. Two processes get 256 MiB or more (measured on an idle 2-core machine: 1M
+#: events, 399 MB, 13.8 s against 15.2 s in one). See BENCHMARKS.md (``--workers-sweep``).
+BYTES_PER_WORKER = 128 * 1024 * 1024
+
+
+def busy_cores(sample_s: float = 0.25) -> float:
+    """Cores busy right now: ``/proc/stat`` sampled over ``sample_s``; elsewhere the 1-minute load
+    average. The load average lags by a minute, so a job started right after other work (the
+    benchmark's generator, a test) would read a free machine as busy and stay in one process."""
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            ticks = [int(t) for t in f.readline().split()[1:]]
+        return ticks[3] + ticks[4], sum(ticks[:8])  # idle + iowait, all but guest time
+
+    try:
+        idle0, total0 = sample()
+        time.sleep(sample_s)
+        idle1, total1 = sample()
+    except (OSError, ValueError, IndexError):
+        return os.getloadavg()[0]
+    elapsed = total1 - total0
+    return (os.cpu_count() or 1) * (1 - (idle1 - idle0) / elapsed) if elapsed > 0 else os.getloadavg()[0]
 
 
 def local_workers(patterns: list[str], cpus: int | None = None, busy: float | None = None) -> int:
@@ -160,15 +180,18 @@ def local_workers(patterns: list[str], cpus: int | None = None, busy: float | No
     per idle core.
 
     Each worker process starts a Python and imports Beam again (1-2 s of a core), which pays only
-    when there is a core to run it on: on a machine already busy (``busy``: the 1-minute load
-    average), extra processes only take turns and the job gets slower, so it stays in one.
+    when there is a core to run it on: on a machine already busy (``busy``: cores in use, from
+    :func:`busy_cores`), extra processes only take turns and the job gets slower, so it stays in one.
     """
     from beam_pipelines.reading import input_bytes
 
+    by_size = input_bytes(patterns) // BYTES_PER_WORKER
+    if by_size < 2:
+        return 1  # no need to look at the machine
     cpus = cpus or os.cpu_count() or 1
-    busy = os.getloadavg()[0] if busy is None else busy
+    busy = busy_cores() if busy is None else busy
     idle = max(1, int(cpus - busy + 0.5))
-    return max(1, min(idle, input_bytes(patterns) // BYTES_PER_WORKER))
+    return max(1, min(idle, by_size))
 
 
 def run(argv: list[str], *, runner: str = "local", workers: int | None = None,

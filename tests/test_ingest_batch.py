@@ -9,8 +9,12 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import json
+import os
 import pathlib
+import subprocess
+import sys
 import threading
+import time
 
 import pytest
 
@@ -201,3 +205,17 @@ def test_default_workers_follow_the_input_size_and_the_idle_cores(tmp_path):
     assert local_workers([str(big)], cpus=8, busy=0.0) == 3  # one per BYTES_PER_WORKER
     assert local_workers([str(big)], cpus=2, busy=1.9) == 1  # the other core is taken: stay in one process
     assert local_workers([str(tmp_path / "small.jsonl")], cpus=2, busy=0.0) == 1
+
+
+def test_busy_cores_sees_a_process_spinning_now(tmp_path):
+    """The worker count reads the machine as it is now, not the lagging load average."""
+    from beam_pipelines.batch import busy_cores
+
+    spinner = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 3\nwhile time.time() < end: pass"])
+    try:
+        time.sleep(0.3)
+        busy = busy_cores(0.5)
+    finally:
+        spinner.kill()
+        spinner.wait()
+    assert 0.7 <= busy <= (os.cpu_count() or 1) + 0.01

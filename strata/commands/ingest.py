@@ -55,8 +55,8 @@ def register(sub) -> None:
     b.add_argument("--runner", default="local",
                    help="local (Beam's in-process FnApiRunner, default) or a Beam runner such as DataflowRunner")
     b.add_argument("--workers", type=int, default=None,
-                   help="local runner: worker processes (default: one per 256 MiB of input, at most one per "
-                        "idle core; small inputs, or a busy machine, run in this process)")
+                   help="local runner: worker processes (default: one per 128 MiB of input, so two from 256 MiB, at "
+                        "most one per idle core; small inputs, or a busy machine, run in this process)")
     b.add_argument("--dry-run", action="store_true",
                    help="list the files that would be read, with their formats and sizes; write nothing")
     b.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
