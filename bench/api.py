@@ -217,12 +217,17 @@ def main(argv=None) -> int:
     p.add_argument("--duration-s", type=float, default=10.0, help="seconds per measurement (default 10)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the cached comparison (default 3)")
     p.add_argument("--workers", type=int, default=2, help="server worker processes (default 2)")
-    p.add_argument("--threads", type=int, default=4, help="threads per worker (default 4)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads per worker (default: what `strata serve` picks, serve.default_threads)")
     p.add_argument("--servers", default="gunicorn,granian",
                    help="servers for the cached comparison; granian is skipped when not installed")
     p.add_argument("--cached-only", action="store_true", help="skip the uncached runs")
     p.add_argument("--only", choices=sorted(QUERIES), action="append", help="uncached: only these queries")
     args = p.parse_args(argv)
+    if args.threads is None:
+        from strata.commands import serve
+
+        args.threads = serve.default_threads()
 
     from strata_core import paths as strata_paths
 

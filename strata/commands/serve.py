@@ -5,7 +5,7 @@ Applies Django's migrations first, then replaces this process with the WSGI serv
 ``DJANGO_SETTINGS_MODULE=graphql_site.settings.production``).
 
 The server is granian (Rust HTTP, WSGI workers) by default: measured against gunicorn's gthread
-workers with the same processes and threads, it answers cached queries about 3x faster with a
+workers with the same processes and threads, it answers cached queries about 5x faster with a
 lower p99 (BENCHMARKS.md, "GraphQL API"). ``--server gunicorn`` runs gunicorn instead.
 
 For ``make demo`` and the benchmark, :func:`start_background` starts the server as a child
@@ -37,7 +37,8 @@ def register(sub) -> None:
                    help="port (default $PORT, else 8000; Cloud Run sets PORT)")
     p.add_argument("--workers", type=int, default=None,
                    help="worker processes (default: CPU count, at least 2)")
-    p.add_argument("--threads", type=int, default=4, help="threads per worker (default 4)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads per worker (default 1 on DuckDB, 4 on BigQuery: see default_threads)")
     p.add_argument("--server", default="granian", choices=("granian", "gunicorn"),
                    help="WSGI server (default granian; see BENCHMARKS.md)")
     p.add_argument("--worker-class", default="gthread", choices=("gthread", "sync"),
@@ -98,9 +99,18 @@ def _clean_reader_links() -> None:
     shutil.rmtree(paths.home() / ".api-readers", ignore_errors=True)
 
 
-def gunicorn_argv(host: str, port: int, workers: int | None = None, threads: int = 4,
+def default_threads() -> int:
+    """Threads per worker process. On DuckDB a request is CPU work in this machine (the query, then
+    Python): one thread per worker, as many workers as cores, and requests queue in the server;
+    more threads only contend for the GIL (measured: cached 0.74× a do-nothing app with one thread
+    against 0.63× with four, uncached p99 lower too; BENCHMARKS.md). On BigQuery a request mostly
+    waits on the network, so a worker keeps four in flight."""
+    return 4 if os.environ.get("STRATA_WAREHOUSE") == "bigquery" else 1
+
+
+def gunicorn_argv(host: str, port: int, workers: int | None = None, threads: int | None = None,
                   access_log: bool = False, worker_class: str = "gthread") -> list[str]:
-    workers = workers or max(2, os.cpu_count() or 2)
+    workers, threads = workers or max(2, os.cpu_count() or 2), threads or default_threads()
     argv = [sys.executable, "-m", "gunicorn", "graphql_site.wsgi:application",
             "--bind", f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
             "--workers", str(workers), "--worker-class", worker_class, "--threads", str(threads),
@@ -114,9 +124,9 @@ def gunicorn_argv(host: str, port: int, workers: int | None = None, threads: int
     return argv
 
 
-def granian_argv(host: str, port: int, workers: int | None = None, threads: int = 4,
+def granian_argv(host: str, port: int, workers: int | None = None, threads: int | None = None,
                  access_log: bool = False) -> list[str]:
-    workers = workers or max(2, os.cpu_count() or 2)
+    workers, threads = workers or max(2, os.cpu_count() or 2), threads or default_threads()
     argv = [sys.executable, "-m", "granian", "--interface", "wsgi", "--host", host, "--port", str(port),
             "--workers", str(workers), "--blocking-threads", str(threads), "--working-dir", str(REPO),
             "--log-level", "warning", "--workers-kill-timeout", "10"]
@@ -125,7 +135,7 @@ def granian_argv(host: str, port: int, workers: int | None = None, threads: int 
     return [*argv, "graphql_site.wsgi:application"]
 
 
-def server_argv(server: str, host: str, port: int, workers: int | None = None, threads: int = 4,
+def server_argv(server: str, host: str, port: int, workers: int | None = None, threads: int | None = None,
                 access_log: bool = False, worker_class: str = "gthread") -> list[str]:
     if server == "gunicorn":
         return gunicorn_argv(host, port, workers, threads, access_log, worker_class)
@@ -211,7 +221,7 @@ def wait_healthy(url: str, timeout_s: float = 30.0, proc: subprocess.Popen | Non
 
 
 def start_background(host: str = "127.0.0.1", port: int = 8000, *, log_path: pathlib.Path | None = None,
-                     workers: int | None = None, threads: int = 4, env: dict | None = None,
+                     workers: int | None = None, threads: int | None = None, env: dict | None = None,
                      timeout_s: float = 60.0, worker_class: str = "gthread",
                      server: str = "granian", healthy_only: bool = True) -> tuple[subprocess.Popen, str]:
     """Start ``strata serve`` as a child process, wait until healthy; returns (process, base URL).
@@ -226,9 +236,11 @@ def start_background(host: str = "127.0.0.1", port: int = 8000, *, log_path: pat
     if busy:
         raise RuntimeError(f"cannot listen on {host}:{port}: {busy}; pick another --port")
     argv = [sys.executable, "-m", "strata", "serve", "--host", host, "--port", str(port),
-            "--threads", str(threads), "--worker-class", worker_class, "--server", server]
+            "--worker-class", worker_class, "--server", server]
     if workers:
         argv += ["--workers", str(workers)]
+    if threads:
+        argv += ["--threads", str(threads)]
     log = open(log_path, "ab")
     proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env={**_environ(), **(env or {})},
                             cwd=str(REPO), start_new_session=True)

@@ -125,3 +125,17 @@ def test_pipeline_to_api_over_http(tmp_path):
         proc.terminate()
         proc.wait(30)
     assert dt.date.fromisoformat(start)  # dates from the truth file are ISO dates
+
+
+def test_the_server_runs_a_thread_per_worker_on_duckdb_and_four_on_bigquery(monkeypatch):
+    from strata.commands import serve
+
+    def threads(argv: list[str], flag: str) -> int:
+        return int(argv[argv.index(flag) + 1])
+
+    monkeypatch.delenv("STRATA_WAREHOUSE", raising=False)
+    assert threads(serve.granian_argv("127.0.0.1", 8000), "--blocking-threads") == 1
+    assert threads(serve.gunicorn_argv("127.0.0.1", 8000), "--threads") == 1
+    assert threads(serve.granian_argv("127.0.0.1", 8000, threads=3), "--blocking-threads") == 3
+    monkeypatch.setenv("STRATA_WAREHOUSE", "bigquery")
+    assert threads(serve.granian_argv("127.0.0.1", 8000), "--blocking-threads") == 4
